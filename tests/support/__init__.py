@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (servers, fixtures that are not pytest fixtures)."""

@@ -1,0 +1,315 @@
+"""Authentication for one deployment: headers, and the ``access_command`` transport.
+
+=====================  ==============================================================
+``auth_kind``          what goes on the wire
+=====================  ==============================================================
+``basic``              ``Authorization: Basic base64(username:password)`` (wins over
+                       ``token``, as profilecli does)
+``bearer``             ``Authorization: Bearer <token>``
+``cf-access``          ``CF-Access-Client-Id`` and ``CF-Access-Client-Secret`` (also sent
+                       alongside basic or bearer when configured)
+``access-command``     no headers: the wrapper (e.g. ``cloudflared access curl``) is run as
+                       ``<command...> <url> -s -X POST -H 'Content-Type: application/json'
+                       -d <body>`` and its stdout is the response body
+=====================  ==============================================================
+
+``tenant_id`` is always sent as ``X-Scope-OrgID`` (to the wrapper as one more ``-H``).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+from collections.abc import Generator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
+
+from watcher.errors import AccessCommandError, ResponseTooLarge
+from watcher.redact import redact
+
+if TYPE_CHECKING:
+    from watcher.config import Deployment
+
+__all__ = [
+    "CONNECT_CODE_STATUS",
+    "AccessCommandTransport",
+    "DeploymentAuth",
+    "auth_headers",
+    "tenant_headers",
+]
+
+#: Connect error code -> HTTP status (connect-go ``connectCodeToHTTP``, spec §1.5).
+CONNECT_CODE_STATUS: dict[str, int] = {
+    "canceled": 499,
+    "unknown": 500,
+    "invalid_argument": 400,
+    "deadline_exceeded": 504,
+    "not_found": 404,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "resource_exhausted": 429,
+    "failed_precondition": 400,
+    "aborted": 409,
+    "out_of_range": 400,
+    "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
+    "data_loss": 500,
+    "unauthenticated": 401,
+}
+
+#: Largest request body handed to the wrapper as one argument (Linux allows 128 KiB).
+MAX_ARGUMENT_BYTES = 100_000
+_STDERR_KEEP = 64 * 1024
+
+
+def auth_headers(deployment: Deployment) -> dict[str, str]:
+    """The credential headers of ``deployment`` (empty for ``access_command``)."""
+    if deployment.access_command is not None:
+        return {}
+    headers: dict[str, str] = {}
+    if deployment.username is not None or deployment.password is not None:
+        user = deployment.username or ""
+        password = deployment.password.get_secret_value() if deployment.password else ""
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {pair}"
+    elif deployment.token is not None:
+        headers["Authorization"] = f"Bearer {deployment.token.get_secret_value()}"
+    if deployment.cf_access_client_id is not None and deployment.cf_access_client_secret:
+        headers["CF-Access-Client-Id"] = deployment.cf_access_client_id
+        headers["CF-Access-Client-Secret"] = deployment.cf_access_client_secret.get_secret_value()
+    return headers
+
+
+def tenant_headers(deployment: Deployment) -> dict[str, str]:
+    """``X-Scope-OrgID`` when the deployment names a tenant."""
+    return {"X-Scope-OrgID": deployment.tenant_id} if deployment.tenant_id else {}
+
+
+class DeploymentAuth(httpx.Auth):
+    """An ``httpx.Auth`` that adds the deployment's credential headers at send time.
+
+    Secrets stay in the deployment's ``SecretStr`` fields until a request is sent, so the
+    client, its headers and this object never show them in a repr.
+    """
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(auth_headers(self._deployment))
+        yield request
+
+    def __repr__(self) -> str:
+        return f"DeploymentAuth({self._deployment.name!r}, {self._deployment.auth_kind})"
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is optional
+        return json.loads(data)
+    return orjson.loads(data)
+
+
+class AccessCommandTransport(httpx.BaseTransport):
+    """Send each request through a curl-compatible wrapper command instead of a socket.
+
+    The command line is split with :func:`shlex.split` and run without a shell, so shell
+    metacharacters in it are plain arguments. stdin is closed; stdout is the response body,
+    read in chunks and refused beyond ``max_response_bytes``; the process is killed after
+    ``timeout`` seconds. A wrapper cannot report an HTTP status, so a Connect error body
+    (``{"code": "...", "message": "..."}``) on stdout is given the status of its code.
+
+    :raises AccessCommandError: the command is missing, exits non-zero, times out or prints
+        something that is not JSON; the message carries its stderr with secrets redacted.
+    :raises ResponseTooLarge: stdout exceeds ``max_response_bytes``.
+    """
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        timeout: float = 30.0,
+        max_response_bytes: int = 256 * 1024 * 1024,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self._argv = shlex.split(command)
+        if not self._argv:
+            raise AccessCommandError("access_command is empty")
+        self._timeout = timeout
+        self._limit = max_response_bytes
+        self._secrets = [*secrets, *_command_secrets(self._argv)]
+
+    def __repr__(self) -> str:
+        return f"AccessCommandTransport(program={self._argv[0]!r})"
+
+    def argv(self, request: httpx.Request) -> list[str]:
+        """The exact argument vector run for ``request``."""
+        body = request.read()
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        content_type = request.headers.get("Content-Type", "application/json")
+        if not content_type.startswith("application/json"):
+            raise AccessCommandError(
+                f"access_command can only send JSON requests, not {content_type}"
+            )
+        if len(body) > MAX_ARGUMENT_BYTES:
+            raise AccessCommandError(
+                f"request body of {len(body)} bytes is too large to pass to access_command "
+                f"as an argument (limit {MAX_ARGUMENT_BYTES})"
+            )
+        argv = [
+            *self._argv,
+            str(request.url),
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+        ]
+        tenant = request.headers.get("X-Scope-OrgID")
+        if tenant:
+            argv += ["-H", f"X-Scope-OrgID: {tenant}"]
+        argv += ["-d", body.decode("utf-8")]
+        return argv
+
+    def _fail(self, message: str, stderr: bytes = b"") -> AccessCommandError:
+        text = stderr.decode("utf-8", "replace").strip()
+        if text:
+            text = " ".join(text.split())
+            if len(text) > 500:
+                text = "..." + text[-500:]
+            message += f"; stderr: {text}"
+        return AccessCommandError(redact(message, self._secrets))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        argv = self.argv(request)
+        program = self._argv[0]
+        try:
+            proc = subprocess.Popen(  # an argument list: never a shell
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # so a timeout can kill the wrapper's children too
+            )
+        except FileNotFoundError:
+            raise self._fail(f"access_command program {program!r} was not found") from None
+        except PermissionError:
+            raise self._fail(f"access_command program {program!r} is not executable") from None
+        except OSError as exc:
+            raise self._fail(f"access_command could not start: {exc.strerror or exc}") from None
+
+        stderr_chunks: list[bytes] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_chunks), daemon=True)
+        reader.start()
+        timed_out = threading.Event()
+
+        def _kill() -> None:
+            timed_out.set()
+            _kill_group(proc)
+
+        timer = threading.Timer(self._timeout, _kill)
+        timer.daemon = True
+        timer.start()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self._limit:
+                    _kill_group(proc)
+                    raise ResponseTooLarge(
+                        f"access_command printed more than {self._limit} bytes "
+                        "(max_response_bytes); narrow the query or raise the limit"
+                    )
+                chunks.append(chunk)
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # pragma: no cover - only after an exception above
+                _kill_group(proc)
+                proc.wait()
+            proc.stdout.close()
+            reader.join()
+            proc.stderr.close()
+        stderr = b"".join(stderr_chunks)
+        if timed_out.is_set():
+            raise self._fail(f"access_command did not finish within {self._timeout:g}s", stderr)
+        if returncode < 0:
+            raise self._fail(f"access_command was killed by signal {-returncode}", stderr)
+        if returncode != 0:
+            raise self._fail(f"access_command exited with status {returncode}", stderr)
+
+        body = b"".join(chunks)
+        if not body.strip():
+            raise self._fail("access_command printed nothing on stdout", stderr)
+        try:
+            parsed = _loads(body)
+        except ValueError:
+            excerpt = " ".join(body[:200].decode("utf-8", "replace").split())
+            raise self._fail(
+                f"access_command printed something that is not JSON: {excerpt!r}", stderr
+            ) from None
+        status = 200
+        if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
+            status = CONNECT_CODE_STATUS.get(parsed["code"], 200)
+        return httpx.Response(
+            status,
+            headers={"Content-Type": "application/json"},
+            content=body,
+            request=request,
+        )
+
+
+_SECRET_OPTION = re.compile(
+    r"-{1,2}[A-Za-z0-9_-]*(?:token|secret|password|passwd|key|auth)[A-Za-z0-9_-]*(?:=(.*))?",
+    re.IGNORECASE,
+)
+
+
+def _command_secrets(argv: Sequence[str]) -> list[str]:
+    """Values given to secret-looking options of the wrapper (``--token X``, ``--key=X``)."""
+    found: list[str] = []
+    for index, arg in enumerate(argv[1:], start=1):
+        match = _SECRET_OPTION.fullmatch(arg)
+        if match is None:
+            continue
+        if match.group(1):
+            found.append(match.group(1))
+        elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+            found.append(argv[index + 1])
+    return found
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the wrapper and everything it started (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _drain(stream: IO[bytes], keep: list[bytes]) -> None:
+    """Read ``stream`` to its end, keeping the first ``_STDERR_KEEP`` bytes."""
+    kept = 0
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            return
+        if kept < _STDERR_KEEP:
+            keep.append(chunk[: _STDERR_KEEP - kept])
+            kept += len(keep[-1])
