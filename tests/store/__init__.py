@@ -1,0 +1,1 @@
+"""Store tests: every test runs on SQLite and on PostgreSQL."""
