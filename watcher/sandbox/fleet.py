@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -500,9 +500,9 @@ def _build_tree(spec: FleetSpec, service: str) -> list[Stack]:
     go_pkg = f"github.com/acme/{service}/internal"
     used: set[str] = set()
 
-    def fresh(make: Any) -> str:
+    def fresh(make: Callable[[], str]) -> str:
         for _ in range(50):
-            name = str(make())
+            name = make()
             if name not in used and name not in functions:
                 used.add(name)
                 return name
@@ -531,7 +531,13 @@ def _build_tree(spec: FleetSpec, service: str) -> list[Stack]:
             chain = rng.choice(libraries)
             depth = rng.randint(1, len(chain))
             add(prefix + chain[:depth])
-            if depth == len(chain) and not python and rng.random() < 0.2:
+            if (
+                depth == len(chain)
+                and not python
+                and not chain[-1].startswith("runtime.")
+                and "runtime.mallocgc" not in chain
+                and rng.random() < 0.2
+            ):
                 add(prefix + chain + ("runtime.mallocgc",))
 
     def app_call(prefix: Stack, depth: int) -> None:
