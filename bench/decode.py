@@ -1,0 +1,251 @@
+"""Benchmark: decoding flame graphs as the server sends them, and tabulating functions.
+
+Builds synthetic flame graphs of 16k, 65k, 262k and 1M nodes, serializes each as Connect
+JSON with int64 values as strings, then times JSON parsing (stdlib json, orjson, msgspec,
+and msgspec with a schema that turns the strings into ints), ``decode_flamegraph`` and
+``FunctionTable.from_flamegraph`` (the decode + table path), and for comparison
+``FlameGraph.to_tree`` + ``FunctionTable.from_tree``; plus a 65,536-node ``FlameGraphDiff``
+decode and tabulation. Prints markdown tables. Timings are the best CPU time of several
+runs, so other load on the machine inflates them less.
+
+Run: ``python bench/decode.py [--quick]`` (``--quick`` stops at 65k nodes).
+Goals: 65k-node decode + table < 100 ms, 65k diff < 150 ms, linear growth.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import orjson
+
+from watcher.flamegraph import (
+    DiffTable,
+    FunctionTable,
+    Node,
+    Tree,
+    decode_diff,
+    decode_flamegraph,
+    encode_diff,
+    encode_flamegraph,
+    to_connect_json,
+)
+
+SIZES = (16_384, 65_536, 262_144, 1_048_576)
+# The diff's left side; with the renamed subtrees the aligned diff has about 65,536 nodes.
+DIFF_SIZE = 62_500
+RENAME_RATE = 0.002
+SEED = 20240601
+
+
+def synthetic_tree(n_nodes: int, seed: int = SEED, n_names: int = 20_000) -> Tree:
+    """A tree with exactly ``n_nodes`` real nodes, realistic depth and some recursion."""
+    rng = random.Random(seed)
+    names = [f"pkg{i % 97}/module{i % 13}.function_{i}" for i in range(n_names)]
+    tree = Tree()
+    nodes: list[Node] = [tree.root]
+    parents: list[Node | None] = [None]
+    while len(nodes) <= n_nodes:
+        count = len(nodes)
+        # Prefer recent nodes as parents so stacks get deep, sometimes branch anywhere.
+        if rng.random() < 0.8:
+            pi = count - 1 - min(int(rng.expovariate(1 / 6)), count - 1)
+        else:
+            pi = rng.randrange(count)
+        parent = nodes[pi]
+        name = names[int(rng.paretovariate(1.1)) % n_names]
+        if name in parent.children:
+            name = rng.choice(names)
+            if name in parent.children:
+                continue
+        child = Node(name, rng.randint(0, 50) * 10_000_000)
+        parent.children[name] = child
+        nodes.append(child)
+        parents.append(parent)
+    # Leaves must carry samples or the node would not exist in a real profile.
+    for node in nodes[1:]:
+        if not node.children and node.self == 0:
+            node.self = 10_000_000
+    for node in nodes:
+        node.total = node.self
+    for node, parent in zip(reversed(nodes), reversed(parents), strict=True):
+        if parent is not None:
+            parent.total += node.total
+    return tree
+
+
+def perturbed(tree: Tree, seed: int) -> Tree:
+    """A copy of ``tree`` with self values scaled randomly and some subtrees renamed."""
+    rng = random.Random(seed)
+    copy = tree.copy()
+    for node, _ in copy.walk():
+        scaled = int(node.self * rng.uniform(0.5, 1.6))
+        node.self = max(scaled, 1) if not node.children else scaled
+    todo = [copy.root]
+    while todo:
+        node = todo.pop()
+        renamed = {}
+        for name, child in node.children.items():
+            new = name + "_v2" if rng.random() < RENAME_RATE else name
+            child.name = new
+            renamed[new] = child
+            todo.append(child)
+        node.children = renamed
+    # Rebuild totals from the new selfs.
+    stack = [copy.root]
+    order = []
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children.values())
+    for node in reversed(order):
+        node.total = node.self + sum(c.total for c in node.children.values())
+    return copy
+
+
+def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Best CPU time of this process in milliseconds over ``repeat`` runs, and the last
+    result. CPU time rather than wall time, so other work on a shared machine does not
+    count; the best run is the one least disturbed."""
+    times = []
+    result = None
+    for _ in range(repeat):
+        result = None
+        gc.collect()
+        start = time.process_time()
+        result = fn()
+        times.append((time.process_time() - start) * 1000)
+    return min(times), result
+
+
+class _Level(msgspec.Struct):
+    values: list[int] = []
+
+
+class _FlameGraph(msgspec.Struct, rename="camel"):
+    names: list[str] = []
+    levels: list[_Level] = []
+    total: int = 0
+    max_self: int = 0
+
+
+class _Response(msgspec.Struct):
+    flamegraph: _FlameGraph = msgspec.field(default_factory=_FlameGraph)
+
+
+def typed_parse(body: bytes) -> Any:
+    """msgspec with a schema: int64 strings become ints while parsing."""
+    return msgspec.to_builtins(msgspec.json.decode(body, type=_Response, strict=False))
+
+
+def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        tree = synthetic_tree(n)
+        body = json.dumps({"flamegraph": to_connect_json(encode_flamegraph(tree))}).encode()
+        repeat = 7 if n <= 65_536 else 3
+        t_json, parsed = best(lambda b=body: json.loads(b), repeat)
+        t_orjson, _ = best(lambda b=body: orjson.loads(b), repeat)
+        t_msgspec, _ = best(lambda b=body: msgspec.json.decode(b), repeat)
+        t_typed, typed = best(lambda b=body: typed_parse(b), repeat)
+        t_decode, fg = best(lambda p=parsed: decode_flamegraph(p), repeat)
+        t_table, table = best(lambda g=fg: FunctionTable.from_flamegraph(g), repeat)
+        t_all, _ = best(
+            lambda p=parsed: FunctionTable.from_flamegraph(decode_flamegraph(p)), repeat
+        )
+        t_all_typed, _ = best(
+            lambda p=typed: FunctionTable.from_flamegraph(decode_flamegraph(p)), repeat
+        )
+        t_tree, decoded = best(fg.to_tree, repeat)
+        t_from_tree, via_tree = best(lambda d=decoded: FunctionTable.from_tree(d), repeat)
+        assert decoded == tree, "decode round trip changed the tree"
+        assert via_tree.total_values == table.total_values, "the two tables differ"
+        rows.append(
+            {
+                "nodes": fg.node_count,
+                "MB": len(body) / 1e6,
+                "json": t_json,
+                "orjson": t_orjson,
+                "msgspec": t_msgspec,
+                "typed": t_typed,
+                "decode": t_decode,
+                "table": t_table,
+                "all": t_all,
+                "all_typed": t_all_typed,
+                "to_tree": t_tree,
+                "from_tree": t_from_tree,
+                "ns/node": t_all * 1e6 / fg.node_count,
+                "functions": len(table),
+            }
+        )
+    return rows
+
+
+def bench_diff(n: int) -> dict[str, Any]:
+    left = synthetic_tree(n, seed=SEED + 1)
+    right = perturbed(left, seed=SEED + 2)
+    body = json.dumps({"flamegraph": to_connect_json(encode_diff(left, right))}).encode()
+    t_orjson, parsed = best(lambda: orjson.loads(body), 7)
+    t_decode, diff = best(lambda: decode_diff(parsed), 7)
+
+    def run() -> DiffTable:
+        base, current = FunctionTable.from_diff(decode_diff(parsed))
+        return DiffTable(base, current, "self")
+
+    def run_trees() -> DiffTable:
+        lt, rt = decode_diff(parsed).to_trees()
+        return DiffTable(FunctionTable.from_tree(lt), FunctionTable.from_tree(rt), "self")
+
+    t_all, table = best(run, 7)
+    t_trees, _ = best(run_trees, 5)
+    lt, rt = diff.to_trees()
+    assert lt == left and rt == right, "diff round trip changed a tree"
+    return {
+        "nodes": diff.node_count,
+        "MB": len(body) / 1e6,
+        "orjson": t_orjson,
+        "decode": t_decode,
+        "all": t_all,
+        "trees": t_trees,
+        "rows": len(table),
+    }
+
+
+def main() -> None:
+    sizes = SIZES[:2] if "--quick" in sys.argv else SIZES
+    load = f"{os.getloadavg()[0]:.1f}"
+    rows = bench_single(sizes)
+    print(f"Python {sys.version.split()[0]}, load {load}; best of 3-7 runs; CPU ms.")
+    print("decode+table = decode_flamegraph + FunctionTable.from_flamegraph, from the")
+    print("json.loads result (int64 strings) or from msgspec typed parsing (ints).\n")
+    print(
+        "| nodes | JSON MB | json.loads | orjson | msgspec | msgspec typed | decode | table "
+        "| decode+table | ns/node | decode+table (typed) | to_tree | table from tree |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['nodes']:,} | {r['MB']:.1f} | {r['json']:.1f} | {r['orjson']:.1f} "
+            f"| {r['msgspec']:.1f} | {r['typed']:.1f} | {r['decode']:.1f} | {r['table']:.1f} "
+            f"| **{r['all']:.1f}** | {r['ns/node']:.0f} | {r['all_typed']:.1f} "
+            f"| {r['to_tree']:.1f} | {r['from_tree']:.1f} |"
+        )
+    d = bench_diff(DIFF_SIZE)
+    print("\ndiff = decode_diff + FunctionTable.from_diff + DiffTable\n")
+    print("| diff nodes | JSON MB | orjson | decode_diff | diff | via to_trees | rows |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| {d['nodes']:,} | {d['MB']:.1f} | {d['orjson']:.1f} | {d['decode']:.1f} "
+        f"| **{d['all']:.1f}** | {d['trees']:.1f} | {d['rows']:,} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
