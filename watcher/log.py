@@ -38,8 +38,27 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
     )
 
 
-def get_logger(name: str) -> Any:
-    """A structlog logger bound to ``logger=name``."""
-    import structlog
+class _LazyLogger:
+    """A logger bound to ``logger=name`` that resolves the structlog configuration on each
+    call, so module-level loggers created at import follow :func:`configure_logging`."""
 
-    return structlog.get_logger(name).bind(logger=name)
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _bound(self) -> Any:
+        import structlog
+
+        return structlog.get_logger(self._name).bind(logger=self._name)
+
+    def bind(self, **values: Any) -> Any:
+        return self._bound().bind(**values)
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._bound(), method)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to ``logger=name`` (lazy: see :class:`_LazyLogger`)."""
+    return _LazyLogger(name)

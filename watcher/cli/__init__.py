@@ -33,6 +33,13 @@ COMMANDS: dict[str, LazyCommand] = {
     "series": LazyCommand("watcher.cli.query:series", "Profile total over time."),
     "query": LazyCommand("watcher.cli.query:query", "Raw Querier API call, JSON in and out."),
     "sandbox": LazyCommand("watcher.cli.sandbox:sandbox", "Run a local Pyroscope-like server."),
+    "run": LazyCommand("watcher.cli.daemon:run", "Run the watcher daemon in the foreground."),
+    "check": LazyCommand("watcher.cli.daemon:check", "Run the watches once and print findings."),
+    "regressions": LazyCommand("watcher.cli.daemon:regressions", "List stored regressions."),
+    "snapshots": LazyCommand("watcher.cli.daemon:snapshots", "Stored top-function snapshots."),
+    "alerts": LazyCommand("watcher.cli.alerts:alerts", "List, test and re-enable alert channels."),
+    "db": LazyCommand("watcher.cli.db:db", "Create or upgrade the watcher database."),
+    "demo": LazyCommand("watcher.cli.daemon:demo", "See the watcher work on synthetic data."),
 }
 
 _EPILOG = """\

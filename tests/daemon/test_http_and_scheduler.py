@@ -1,0 +1,252 @@
+"""The daemon as a service: HTTP endpoints, readiness, the scheduler wiring, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from watcher.daemon.jobs import run_watch
+from watcher.daemon.scheduler import (
+    MAX_JITTER_SECONDS,
+    build_scheduler,
+    cron_trigger,
+    cycle_of,
+    floor_minute,
+    watch_job_id,
+)
+from watcher.errors import SchemaOutOfDate
+
+from .support import BIN, SECRET, T0, Clock, ConfigWriter
+
+YEARLY = "0 0 1 1 *"  # never fires while a test runs
+
+
+def _get(url: str) -> httpx.Response:
+    return httpx.get(url, timeout=10)
+
+
+def test_health_readiness_metrics_and_api(
+    config: ConfigWriter, regressed: str, make_app: Callable[..., Any]
+) -> None:
+    """Every endpoint answers; the API serves what a run stored, and never a secret."""
+    settings = config.settings(schedule=YEARLY)
+    app = make_app(settings, clock=Clock(T0 + timedelta(minutes=1)))
+    app.start()
+    result = run_watch(app, settings.watcher.watch[0], scheduled_at=T0)
+    base = app.status_server.url
+
+    health = _get(base + "/healthz")
+    ready = _get(base + "/readyz")
+    metrics = _get(base + "/metrics")
+    regressions = _get(base + "/api/regressions?open=1")
+    snapshots = _get(base + "/api/snapshots?service=checkout&type=cpu&functions=5")
+    runs = _get(base + "/api/runs")
+    one_run = _get(base + f"/api/runs?id={result.run_id}")
+    bad = [
+        _get(base + "/api/snapshots"),
+        _get(base + "/api/runs?id=abc"),
+        _get(base + "/api/regressions?limit=x"),
+    ]
+
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "reasons": []}
+    assert metrics.status_code == 200
+    assert 'pyrowatch_runs_total{status="ok",watch="shop"} 1.0' in metrics.text
+    assert "pyrowatch_outbox_depth 1.0" in metrics.text
+    assert "pyrowatch_open_regressions 1.0" in metrics.text
+    assert "pyrowatch_query_duration_seconds_count" in metrics.text
+    assert "pyrowatch_ready 1.0" in metrics.text
+    (regression,) = regressions.json()["regressions"]
+    assert (regression["function"], regression["state"]) == (regressed, "open")
+    (snapshot,) = snapshots.json()["snapshots"]
+    assert snapshot["window_end"] == "2025-03-01T12:00:00Z" and len(snapshot["functions"]) == 5
+    assert [r["id"] for r in runs.json()["runs"]] == [result.run_id]
+    assert len(one_run.json()["pairs"]) == 2
+    assert [r.status_code for r in bad] == [400, 400, 400]
+    assert "service=NAME" in bad[0].json()["error"]
+    assert _get(base + "/nowhere").status_code == 404
+    for response in (metrics, regressions, snapshots, runs, one_run, *bad):
+        assert SECRET not in response.text
+
+
+def test_readiness_needs_a_running_scheduler(
+    config: ConfigWriter, make_app: Callable[..., Any]
+) -> None:
+    """Serving HTTP without the scheduler is alive but not ready."""
+    app = make_app(config.settings(schedule=YEARLY))
+    app.start(schedule=False)
+
+    ready = _get(app.status_server.url + "/readyz")
+
+    assert ready.status_code == 503
+    assert ready.json() == {"ready": False, "reasons": ["scheduler not running"]}
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_start_refuses_a_database_that_is_not_at_head(
+    config: ConfigWriter, empty_database_url: str, make_app: Callable[..., Any]
+) -> None:
+    """App.start() on an empty database names the upgrade command."""
+    config.database_url = empty_database_url
+    app = make_app(config.settings(schedule=YEARLY))
+
+    with pytest.raises(SchemaOutOfDate, match="pyrowatch db upgrade"):
+        app.start()
+    assert app.status_server is None and app.scheduler is None
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_database_outage_makes_readyz_fail_and_the_app_recovers(
+    config: ConfigWriter, database_url: str, pg_admin: Any, make_app: Callable[..., Any]
+) -> None:
+    """PostgreSQL refuses connections: /readyz 503, /healthz 200; back: ready, same app."""
+    app = make_app(config.settings(schedule=YEARLY))
+    app.start()
+    base = app.status_server.url
+    assert _get(base + "/readyz").status_code == 200
+    name = make_url(database_url).database
+
+    with pg_admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+    try:
+        down = _get(base + "/readyz")
+        alive = _get(base + "/healthz")
+        metrics = _get(base + "/metrics")
+    finally:
+        with pg_admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    back = _get(base + "/readyz")
+
+    assert down.status_code == 503
+    assert down.json()["reasons"][0].startswith("database unavailable: ")
+    assert alive.status_code == 200
+    assert metrics.status_code == 200 and "pyrowatch_ready 0.0" in metrics.text
+    assert back.status_code == 200 and back.json()["ready"] is True
+    password = make_url(database_url).password
+    if password:
+        assert str(password) not in down.text
+
+
+# ---------------------------------------------------------------------------- scheduler
+
+
+def test_cron_triggers_and_cycles_are_utc_and_exact() -> None:
+    """Watch schedules are UTC crontab expressions; a cycle is the period between fires."""
+    trigger = cron_trigger("*/15 * * * *")
+    assert trigger.get_next_fire_time(None, T0 + timedelta(minutes=1)) == T0 + timedelta(minutes=15)
+    assert cycle_of("*/15 * * * *") == timedelta(minutes=15)
+    assert cycle_of("0 * * * *") == timedelta(hours=1)
+    assert cycle_of("0 6 * * mon-fri") == timedelta(days=1)
+    assert floor_minute(datetime(2025, 3, 1, 12, 14, 59, 999, tzinfo=UTC)) == T0 + timedelta(
+        minutes=14
+    )
+
+
+def test_the_scheduler_wires_one_job_per_watch_and_the_housekeeping(
+    config: ConfigWriter, make_app: Callable[..., Any]
+) -> None:
+    """Explicit ids, coalescing, one instance, misfire grace, jitter under a minute."""
+    app = make_app(config.settings(schedule="*/15 * * * *"))
+    scheduler = build_scheduler(app)
+
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+
+    assert set(jobs) == {watch_job_id("shop"), "deliver", "prune"}
+    watch = jobs[watch_job_id("shop")]
+    assert watch.coalesce is True and watch.max_instances == 1
+    assert watch.misfire_grace_time == 300
+    assert str(watch.trigger.timezone) == "UTC"
+    assert 0 < watch.trigger.jitter == MAX_JITTER_SECONDS < 60
+    assert jobs["deliver"].trigger.interval == timedelta(seconds=10)
+
+
+def test_a_scheduled_run_is_for_its_fire_time_floored_to_the_minute(
+    config: ConfigWriter, make_app: Callable[..., Any]
+) -> None:
+    """The run records the trigger's fire time (jitter and start delay removed)."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+
+    app = make_app(config.settings(schedule=YEARLY), clock=lambda: datetime.now(UTC))
+    scheduler = build_scheduler(app)
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def listener(event: Any) -> None:
+        if event.job_id == watch_job_id("shop"):
+            outcome.append(event)
+            done.set()
+
+    scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    app.scheduler = scheduler
+    scheduler.start(paused=True)
+    fire = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    scheduler.modify_job(watch_job_id("shop"), next_run_time=fire)
+    scheduler.resume()
+
+    assert done.wait(60), "the watch job did not run"
+    assert getattr(outcome[0], "exception", None) is None
+    (run,) = app.repo.runs()
+    assert run.scheduled_at == floor_minute(fire)
+    assert run.owner == app.owner
+
+
+def test_run_serves_until_sigterm_and_exits_cleanly(config: ConfigWriter) -> None:
+    """pyrowatch run: JSON logs off a terminal, endpoints up, SIGTERM -> exit 0 in time."""
+    path = config.write(schedule=YEARLY)
+    env = {"PYROWATCH_CONFIG": str(path), "NO_COLOR": "1", "PATH": str(BIN)}
+    with subprocess.Popen(
+        [str(BIN / "pyrowatch"), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        code, lines, rest = _serve_then_terminate(proc)
+    assert code == 0
+    events = [line["event"] for line in rest]
+    assert "stopping" in events and "stopped" in events
+    assert next(line for line in rest if line["event"] == "stopping")["signal"] == "SIGTERM"
+    for line in [*lines, *rest]:
+        assert SECRET not in json.dumps(line)
+
+
+def _serve_then_terminate(
+    proc: subprocess.Popen[str],
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    try:
+        assert proc.stderr is not None
+        lines: list[dict[str, Any]] = []
+        for raw in proc.stderr:
+            lines.append(json.loads(raw))
+            if lines[-1].get("event") == "started":
+                break
+        started = lines[-1]
+        assert started["event"] == "started" and started["level"] == "info"
+        base = started["listen"]
+        assert _get(base + "/healthz").status_code == 200
+        assert _get(base + "/readyz").json() == {"ready": True, "reasons": []}
+
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        rest = [json.loads(line) for line in proc.stderr.read().splitlines() if line.strip()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, lines, rest

@@ -1,0 +1,1 @@
+"""The watcher daemon: scheduled checks, health and metrics endpoints."""
