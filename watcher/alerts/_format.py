@@ -121,8 +121,15 @@ def _number(value: float) -> str:
     return f"{value:.2g}"
 
 
+def p_relation(value: float) -> str:
+    """``<`` when the p-value is below what a double can hold, ``=`` otherwise."""
+    return "<" if value < 1e-300 else "="
+
+
 def p_value(value: float) -> str:
     """``2.1e-07`` style for small p-values, two decimals otherwise."""
+    if value < 1e-300:
+        return "1e-300"  # below double precision: shown as an upper bound by callers
     if value < 0.001:
         return f"{value:.1e}"
     return f"{value:.3f}"
@@ -180,7 +187,8 @@ def description(finding: Finding) -> str:
         f"rose from {share(finding.baseline_share)} to {share(finding.current_share)} "
         f"({percent_change(finding.relative_change)}, 95% CI "
         f"{percent_change(finding.ci_low)} to {percent_change(finding.ci_high)}, "
-        f"p = {p_value(finding.p_value)}) in {span(finding.window_start, finding.window_end)}.",
+        f"p {p_relation(finding.p_value)} {p_value(finding.p_value)}) "
+        f"in {span(finding.window_start, finding.window_end)}.",
         f"Impact {impact(finding.impact_per_second, finding.impact_unit)}; "
         f"smallest detectable change {percent_change(finding.mde).lstrip('+')}.",
     ]

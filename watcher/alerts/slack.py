@@ -191,7 +191,7 @@ def _finding_entry(finding: Finding) -> str:
             f"{_format.share(finding.baseline_share)}→{_format.share(finding.current_share)} "
             f"of {_format.shorten(finding.service, 100)} · "
             f"{_format.impact(finding.impact_per_second, finding.impact_unit)} · "
-            f"p = {_format.p_value(finding.p_value)} · 95% CI "
+            f"p {_format.p_relation(finding.p_value)} {_format.p_value(finding.p_value)} · 95% CI "
             f"{_format.percent_change(finding.ci_low)} to {_format.percent_change(finding.ci_high)}"
         ),
     ]
@@ -253,7 +253,7 @@ def _context(group: AlertGroup) -> dict[str, Any] | None:
         worst = min(f.p_value for f in group.findings)
         text = (
             f"One-sided rate test on shares of the profile total; "
-            f"smallest p = {_format.p_value(worst)}"
+            f"smallest p {_format.p_relation(worst)} {_format.p_value(worst)}"
         )
         elements.append(_mrkdwn(escape(_format.shorten(text, _CONTEXT_ELEMENT_MAX))))
     if group.watch:

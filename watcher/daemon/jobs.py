@@ -816,7 +816,7 @@ def _commit(
             if fresh is not None
             else finding_from_record(record)
         )
-        return TrackedRegression(record.id, record.severity, finding, record.opened_at)
+        return TrackedRegression(record.id, record.severity, finding, record.started_at)
 
     def plan(changes: Sequence[RegressionChange]) -> list[OutboxEntry]:
         touched = {c.regression.id for c in changes}

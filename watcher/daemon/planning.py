@@ -78,6 +78,7 @@ class TrackedRegression:
     id: int
     severity: str
     finding: Finding
+    #: When the regression began (its first change time), for ``startsAt``.
     opened_at: datetime
 
 

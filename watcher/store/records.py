@@ -174,6 +174,17 @@ class RegressionRecord:
     def is_open(self) -> bool:
         return self.state == "open"
 
+    @property
+    def started_at(self) -> datetime:
+        """When the regression began: its first change time, else when it was opened."""
+        text = self.details.get("change_time") if isinstance(self.details, dict) else None
+        if isinstance(text, str):
+            try:
+                return min(datetime.fromisoformat(text), self.opened_at)
+            except ValueError:
+                pass
+        return self.opened_at
+
 
 @dataclass(frozen=True, slots=True)
 class RegressionEventRecord:

@@ -599,6 +599,11 @@ class Repository:
             return RegressionChange(opened, "opened")
 
         old = _record(RegressionRecord, current)
+        values = _finding_values(finding)
+        # The regression began when it was first seen; later runs must not move that.
+        values["details"]["change_time"] = (
+            old.details.get("change_time") or (values["details"]["change_time"])
+        )
         escalated = _SEVERITY_RANK.get(finding.severity, 0) > _SEVERITY_RANK.get(old.severity, 0)
         rows = conn.execute(
             update(_REGRESSIONS)
@@ -612,7 +617,7 @@ class Repository:
                 last_seen_at=now,
                 seen_count=old.seen_count + 1,
                 version=old.version + 1,
-                **_finding_values(finding),
+                **values,
             )
             .returning(*_REGRESSIONS.c)
         ).all()
