@@ -483,6 +483,8 @@ class WatchConfig(BaseModel):
     min_samples: int = Field(default=100, ge=0)
     alpha: float = Field(default=0.01, gt=0, lt=1)
     alerts: list[str] = Field(default_factory=list)
+    #: The series label that carries a service's version, for deploy attribution.
+    version_label: str = Field(default="version", min_length=1)
 
     @field_validator("name")
     @classmethod

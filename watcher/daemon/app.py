@@ -117,7 +117,6 @@ class App:
     :param transport: an ``httpx`` transport for the Querier clients (tests).
     :param alert_transport: an ``httpx`` transport for the alert channels (tests).
     :param sleep: how to wait (Slack pacing); tests inject one.
-    :param version_label: the series label that carries a service's version.
     """
 
     def __init__(
@@ -129,7 +128,6 @@ class App:
         transport: httpx.BaseTransport | None = None,
         alert_transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], object] = time.sleep,
-        version_label: str = "version",
     ) -> None:
         from watcher.alerts import build_notifier
         from watcher.daemon.metrics import Metrics
@@ -141,7 +139,6 @@ class App:
         self._transport = transport
         self._alert_transport = alert_transport
         self.sleep = sleep
-        self.version_label = version_label
         self.secrets: list[str] = settings.secret_values()
         self.metrics: Metrics = Metrics()
         self.notifiers: dict[str, Notifier] = {

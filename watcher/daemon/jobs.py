@@ -230,7 +230,7 @@ class _Pair:
     def versions(self, rng: TimeRange) -> tuple[str, ...]:
         values = self._timed(
             "LabelValues",
-            lambda: self.client.label_values(self.app.version_label, rng, [self.selector]),
+            lambda: self.client.label_values(self.watch.version_label, rng, [self.selector]),
         )
         return tuple(sorted(str(v) for v in values if v))
 
