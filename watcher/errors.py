@@ -17,9 +17,12 @@ on-call engineer: what is wrong, then what to do. No message ever contains a sec
     │   ├── AccessCommandError       the access_command wrapper failed or printed garbage
     │   └── ResponseTooLarge         the body exceeded the configured limit
     ├── DecodeError                  a flame graph, tree, pprof or JSON payload is malformed
+    │   └── InvalidUTF8Error         (watcher.pprof) a pprof string is not UTF-8
+    ├── IngestError                  (watcher.sandbox.ingest) the sandbox refuses an upload
     ├── StoreError                   the database is unreachable, locked or not at head
     │   └── SchemaOutOfDate          the database needs `pyrowatch db upgrade`
     └── NotifierError                an alert channel refused or failed a delivery (permanent=...)
+        └── DeliveryError            (watcher.alerts.base) one failed send, with channel and reason
 """
 
 from __future__ import annotations
