@@ -181,6 +181,13 @@ def _no_control(value: str | None, what: str) -> None:
         raise ValueError(f"{what} must not contain control characters or newlines")
 
 
+def _header_text(value: str | None, what: str) -> None:
+    """A value sent as an HTTP header as it is: no control characters, ASCII only."""
+    _no_control(value, what)
+    if value is not None and not value.isascii():
+        raise ValueError(f"{what} must be ASCII: it is sent in an HTTP header")
+
+
 def _http_url(value: str, *, secret: bool = False) -> str:
     """Check an http(s) URL; ``secret`` keeps the value out of the message."""
     text = value.strip()
@@ -338,7 +345,8 @@ class Deployment(BaseModel):
     cf_access_client_id: OptStr = None
     cf_access_client_secret: OptSecret = None
     tenant_id: OptStr = None
-    timeout: float = Field(default=30.0, gt=0)
+    #: Seconds; at most a day (far larger values overflow the socket timeout).
+    timeout: float = Field(default=30.0, gt=0, le=86400, allow_inf_nan=False)
     verify_tls: bool = True
     ca_file: Path | None = None
     max_response_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
@@ -374,16 +382,28 @@ class Deployment(BaseModel):
             raise ValueError("expected a command line, got only spaces")
         return value
 
-    @field_validator("username", "cf_access_client_id", "tenant_id")
+    @field_validator("username")
     @classmethod
     def _plain_header_value(cls, value: str | None) -> str | None:
         _no_control(value, "the value")
         return value
 
-    @field_validator("token", "password", "cf_access_client_secret")
+    @field_validator("cf_access_client_id", "tenant_id")
+    @classmethod
+    def _raw_header_value(cls, value: str | None) -> str | None:
+        _header_text(value, "the value")
+        return value
+
+    @field_validator("password")
     @classmethod
     def _secret_header_value(cls, value: SecretStr | None) -> SecretStr | None:
         _no_control(value.get_secret_value() if value is not None else None, "the secret")
+        return value
+
+    @field_validator("token", "cf_access_client_secret")
+    @classmethod
+    def _raw_secret_header_value(cls, value: SecretStr | None) -> SecretStr | None:
+        _header_text(value.get_secret_value() if value is not None else None, "the secret")
         return value
 
     @field_validator("ca_file")
@@ -599,7 +619,7 @@ class WatcherSettings(BaseModel):
     pyroscope_ui_url: OptStr = None
     concurrency: int = Field(default=8, ge=1)
     retention: Duration = timedelta(days=30)
-    sample_rate_hz: float = Field(default=100.0, gt=0)
+    sample_rate_hz: float = Field(default=100.0, gt=0, allow_inf_nan=False)
     max_nodes: int = Field(default=65536, ge=1)
     watch: list[WatchConfig] = Field(default_factory=list)
     alert: list[AlertChannelConfig] = Field(default_factory=list)
@@ -979,7 +999,14 @@ class Settings(BaseSettings):
         values: list[str] = []
         for dep in self.deployments.values():
             values.extend(dep.secret_values())
-        values.extend(a.url.get_secret_value() for a in self.watcher.alert)
+        for alert in self.watcher.alert:
+            url = alert.url.get_secret_value()
+            values.append(url)
+            # A webhook's credential is its path (Slack's /services/T/B/token): it shows on
+            # its own in a relative redirect or a receiver's error.
+            path = urlsplit(url).path.rstrip("/")
+            if path:
+                values.append(path)
         values.append(self.watcher.database_url.get_secret_value())
         return [v for v in values if v]
 

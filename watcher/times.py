@@ -184,14 +184,14 @@ def parse_time(text: str, *, now: datetime) -> datetime:
             delta = parse_duration(amount)
         except TimeSpecError:
             raise TimeSpecError(f"invalid time {_quote(raw)}: expected {TIME_FORMS}") from None
-        return now - delta if sign == "-" else now + delta
+        return _shift(now, delta if sign == "+" else -delta, f"invalid time {_quote(raw)}")
 
     if lowered[0] in "+-":
         try:
             delta = parse_duration(lowered[1:])
         except TimeSpecError:
             raise TimeSpecError(f"invalid time {_quote(raw)}: expected {TIME_FORMS}") from None
-        return now - delta if lowered[0] == "-" else now + delta
+        return _shift(now, -delta if lowered[0] == "-" else delta, f"invalid time {_quote(raw)}")
 
     unix = _UNIX.fullmatch(spec)
     if unix is not None:
@@ -204,6 +204,14 @@ def parse_time(text: str, *, now: datetime) -> datetime:
         return _aware_utc(datetime.fromisoformat(spec))
     except (ValueError, OverflowError):
         raise TimeSpecError(f"invalid time {_quote(raw)}: expected {TIME_FORMS}") from None
+
+
+def _shift(moment: datetime, delta: timedelta, what: str) -> datetime:
+    """``moment + delta``, or a TimeSpecError when that is before year 1 or after 9999."""
+    try:
+        return moment + delta
+    except OverflowError:
+        raise TimeSpecError(f"{what}: out of range (years 1 to 9999)") from None
 
 
 def _parse_unix(raw: str, digits: str, fraction: str | None) -> datetime:
@@ -251,7 +259,13 @@ class TimeRange:
     def last(cls, duration: timedelta, now: datetime | None = None) -> TimeRange:
         """The ``duration`` ending at ``now`` (default: the current time)."""
         end = _aware_utc(now) if now is not None else utcnow()
-        return cls(end - duration, end)
+        try:
+            return cls(end - duration, end)
+        except OverflowError:
+            raise TimeSpecError(
+                f"the {format_duration(duration)} before {_iso(end)}: out of range "
+                "(years 1 to 9999)"
+            ) from None
 
     @classmethod
     def from_ms(cls, start_ms: int, end_ms: int) -> TimeRange:
@@ -280,7 +294,13 @@ class TimeRange:
 
     def shifted(self, delta: timedelta) -> TimeRange:
         """The same window moved by ``delta`` (negative: into the past)."""
-        return TimeRange(self.start + delta, self.end + delta)
+        try:
+            return TimeRange(self.start + delta, self.end + delta)
+        except OverflowError:
+            raise TimeSpecError(
+                f"the window {self} moved by {format_duration(delta)}: out of range "
+                "(years 1 to 9999)"
+            ) from None
 
     def __str__(self) -> str:
         return f"{_iso(self.start)} .. {_iso(self.end)} ({format_duration(self.duration)})"
@@ -339,10 +359,15 @@ def resolve_range(
         first, last = start_dt, end_dt
     elif start_dt is not None:
         first = start_dt
-        last = start_dt + length if length is not None else now
+        last = (
+            _shift(start_dt, length, f"the {format_duration(length)} after {_iso(start_dt)}")
+            if length is not None
+            else now
+        )
     else:
         last = end_dt if end_dt is not None else now
-        first = last - (length if length is not None else default)
+        length = length if length is not None else default
+        first = _shift(last, -length, f"the {format_duration(length)} before {_iso(last)}")
     if first >= last:
         raise TimeSpecError(f"the start {_iso(first)} must be before the end {_iso(last)}")
     return TimeRange(first, last)

@@ -82,9 +82,10 @@ def _record(row: Any) -> NotificationRecord:
 
 def last_notifications(
     engine: Engine, channel: str, prefix: str, *, firing_codes: Sequence[str]
-) -> tuple[NotificationRecord | None, NotificationRecord | None]:
+) -> tuple[NotificationRecord | None, NotificationRecord | None, NotificationRecord | None]:
     """The latest live notification whose dedup key starts with ``prefix`` on ``channel``,
-    and the latest one whose key continues with one of ``firing_codes``.
+    the latest one whose key continues with one of ``firing_codes``, and the latest one
+    that failed for good.
 
     Live: pending, sending or sent (a permanently failed one never reached anybody).
     """
@@ -112,12 +113,24 @@ def last_notifications(
     firing = base.where(
         or_(*(table.c.dedup_key.startswith(prefix + c, autoescape=True) for c in firing_codes))
     )
+    failed = (
+        select(*base.selected_columns)
+        .where(
+            table.c.channel == channel,
+            table.c.dedup_key.startswith(prefix, autoescape=True),
+            table.c.status == "failed_permanent",
+        )
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
     with _read(engine, "reading the notification log") as conn:
         last = conn.execute(base).first()
         last_firing = conn.execute(firing).first()
+        last_failed = conn.execute(failed).first()
     return (
         None if last is None else _record(last),
         None if last_firing is None else _record(last_firing),
+        None if last_failed is None else _record(last_failed),
     )
 
 

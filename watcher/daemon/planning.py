@@ -20,7 +20,9 @@ the same window, a restarted daemon, two replicas) inserts one row::
     sha256 of the regression ids (and, when firing, their severities) the notification
     is about: a changed set or an escalation is a new digest.
 ``slot``
-    ``first`` for the first notification of a set, else the run's scheduled time.
+    ``first`` for the first notification of a set (``first-after-<id>`` when the group's
+    notification ``<id>`` failed for good since: the channel never heard of it, and the
+    key of the failed one must not block the new one), else the run's scheduled time.
 
 Decisions follow :func:`watcher.alerts.should_notify` (first / changed / repeat interval
 elapsed / resolved). Alertmanager channels are re-sent every cycle while open, as its API
@@ -84,10 +86,12 @@ class TrackedRegression:
 
 @dataclass(frozen=True, slots=True)
 class ChannelHistory:
-    """The channel's latest notification of the group, and its latest firing one."""
+    """The channel's latest live notification of the group, its latest live firing one,
+    and its latest one that failed for good."""
 
     last: NotificationRecord | None = None
     last_firing: NotificationRecord | None = None
+    last_failed: NotificationRecord | None = None
 
     @property
     def last_status(self) -> AlertStatus | None:
@@ -198,7 +202,8 @@ def plan_channel(
                 if reason is NotifyReason.REPEAT_INTERVAL_ELAPSED:
                     kind = "repeat"
             elif reason is NotifyReason.FIRST:
-                code, key_slot = "f", "first"
+                failed = history.last_failed
+                code, key_slot = "f", "first" if failed is None else f"first-after-{failed.id}"
             elif reason is NotifyReason.CHANGED:
                 code, key_slot = "f", slot
             else:

@@ -19,6 +19,7 @@ happened to start), so replicas agree on it and their pair claims collide as int
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -172,6 +173,12 @@ def build_scheduler(app: App, *, blocking: bool = False) -> BaseScheduler:
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
+    # APScheduler logs a failed job with its traceback on its own logger; with no handler
+    # configured, Python's last resort would write that raw to stderr, between the JSON
+    # lines. The listener below logs it as one redacted line instead.
+    aps_log = logging.getLogger("apscheduler")
+    if not any(isinstance(h, logging.NullHandler) for h in aps_log.handlers):
+        aps_log.addHandler(logging.NullHandler())
     times = _ScheduledTimes()
     watches = app.settings.watcher.watch
     executors = {"default": _executor(times, max(len(watches), 1) + 2)}
