@@ -217,12 +217,6 @@ def test_values_no_request_can_carry_are_refused_when_the_config_is_validated(
         assert f"pyroscope.deployments.prod.{key}" in line and "unexpected" not in line, proc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the quick configuration path of query commands (watcher/cli/_common.py) does not "
-    "yet mirror the timeout bound and the ASCII rule of watcher.config: it builds the "
-    "request and fails with 'unexpected ...Error'",
-)
 def test_query_commands_on_a_plain_config_refuse_them_too(
     processes: Processes, tmp_path: Path
 ) -> None:

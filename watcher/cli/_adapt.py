@@ -50,11 +50,21 @@ def describe(profile_type: str) -> str:
 # --------------------------------------------------------------------------- flame graphs
 
 
+#: The last tree tabulated and its table: a command renders one tree in several parts
+#: (header, rows, JSON), each asking for the table. Commands never change a fetched tree.
+_last_table: tuple[Tree, FunctionTable] | None = None
+
+
 def function_table(tree: Tree) -> FunctionTable:
     """Per-function self and total of ``tree`` (recursion counted once)."""
+    global _last_table
     from watcher.flamegraph.functions import FunctionTable
 
-    return FunctionTable.from_tree(tree)
+    if _last_table is not None and _last_table[0] is tree:
+        return _last_table[1]
+    table = FunctionTable.from_tree(tree)
+    _last_table = (tree, table)
+    return table
 
 
 def function_rows(table: FunctionTable) -> Iterable[tuple[str, int, int]]:

@@ -21,6 +21,7 @@ from watcher.errors import WatcherError
 
 if TYPE_CHECKING:
     from watcher.config import Settings
+    from watcher.querier.auth import DeploymentLike
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +37,8 @@ class CliState:
     debug: bool = False
     no_color: bool = False
     _settings: Settings | None = field(default=None, repr=False)
+    #: The secrets of a configuration read by the quick path (no :class:`Settings`).
+    _quick_secrets: list[str] = field(default_factory=list, repr=False)
 
     def palette(self, stream: Any = None) -> Palette:
         """Colour helpers for ``stream`` (stdout by default)."""
@@ -53,10 +56,29 @@ class CliState:
         """Use settings loaded elsewhere (``config check FILE``)."""
         self._settings = settings
 
+    def deployment(self, name: str) -> DeploymentLike:
+        """The deployment a query command talks to.
+
+        A plain configuration (deployment tables only, no environment overrides) is read
+        without the validation models, which take longer to import than the rest of a
+        query; anything else, and every problem, goes through :meth:`settings`, so the
+        result and the error messages are the same either way.
+        """
+        if self._settings is None:
+            import os
+
+            from watcher.cli._common import quick_deployment
+
+            quick = quick_deployment(self.config, name, os.environ)
+            if quick is not None:
+                deployment, self._quick_secrets = quick
+                return deployment
+        return self.settings().deployment(name)
+
     def secrets(self) -> list[str]:
         """Every secret value of the loaded configuration, for last-resort redaction."""
         if self._settings is None:
-            return []
+            return list(self._quick_secrets)
         return self._settings.secret_values()
 
 

@@ -19,16 +19,12 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import os
 import re
-import shlex
-import signal
-import subprocess
-import threading
 from collections.abc import Generator, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -36,12 +32,17 @@ from watcher.errors import AccessCommandError, ResponseTooLarge
 from watcher.redact import redact
 
 if TYPE_CHECKING:
-    from watcher.config import Deployment
+    import subprocess
+
+# subprocess, signal, shlex, threading and gzip serve only the access_command transport and
+# are imported there: a query over a socket does not pay for them.
 
 __all__ = [
     "CONNECT_CODE_STATUS",
     "AccessCommandTransport",
     "DeploymentAuth",
+    "DeploymentLike",
+    "SecretValue",
     "auth_headers",
     "tenant_headers",
 ]
@@ -71,7 +72,53 @@ MAX_ARGUMENT_BYTES = 100_000
 _STDERR_KEEP = 64 * 1024
 
 
-def auth_headers(deployment: Deployment) -> dict[str, str]:
+class SecretValue(Protocol):
+    """A secret that shows itself only when asked (pydantic's ``SecretStr`` is one)."""
+
+    def get_secret_value(self) -> str: ...
+
+
+class DeploymentLike(Protocol):
+    """What the client reads of a deployment.
+
+    :class:`watcher.config.Deployment` is one; the command line builds a lighter one when it
+    can read a deployment without loading the whole validation machinery (see
+    ``watcher.cli._common.quick_deployment``).
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def token(self) -> SecretValue | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> SecretValue | None: ...
+    @property
+    def access_command(self) -> str | None: ...
+    @property
+    def cf_access_client_id(self) -> str | None: ...
+    @property
+    def cf_access_client_secret(self) -> SecretValue | None: ...
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def verify_tls(self) -> bool: ...
+    @property
+    def ca_file(self) -> Path | None: ...
+    @property
+    def max_response_bytes(self) -> int: ...
+    @property
+    def auth_kind(self) -> str: ...
+
+    def secret_values(self) -> list[str]: ...
+
+
+def auth_headers(deployment: DeploymentLike) -> dict[str, str]:
     """The credential headers of ``deployment`` (empty for ``access_command``)."""
     if deployment.access_command is not None:
         return {}
@@ -89,7 +136,7 @@ def auth_headers(deployment: Deployment) -> dict[str, str]:
     return headers
 
 
-def tenant_headers(deployment: Deployment) -> dict[str, str]:
+def tenant_headers(deployment: DeploymentLike) -> dict[str, str]:
     """``X-Scope-OrgID`` when the deployment names a tenant."""
     return {"X-Scope-OrgID": deployment.tenant_id} if deployment.tenant_id else {}
 
@@ -101,7 +148,7 @@ class DeploymentAuth(httpx.Auth):
     client, its headers and this object never show them in a repr.
     """
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: DeploymentLike) -> None:
         self._deployment = deployment
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -142,6 +189,8 @@ class AccessCommandTransport(httpx.BaseTransport):
         max_response_bytes: int = 256 * 1024 * 1024,
         secrets: Sequence[str] = (),
     ) -> None:
+        import shlex
+
         self._argv = shlex.split(command)
         if not self._argv:
             raise AccessCommandError("access_command is empty")
@@ -156,6 +205,8 @@ class AccessCommandTransport(httpx.BaseTransport):
         """The exact argument vector run for ``request``."""
         body = request.read()
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            import gzip
+
             body = gzip.decompress(body)
         content_type = request.headers.get("Content-Type", "application/json")
         if not content_type.startswith("application/json"):
@@ -192,6 +243,9 @@ class AccessCommandTransport(httpx.BaseTransport):
         return AccessCommandError(redact(message, self._secrets))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        import subprocess
+        import threading
+
         argv = self.argv(request)
         program = self._argv[0]
         try:
@@ -297,6 +351,8 @@ def _command_secrets(argv: Sequence[str]) -> list[str]:
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the wrapper and everything it started (it leads its own session)."""
+    import signal
+
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import gzip
 import json
 import random
 import re
@@ -37,7 +36,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -52,20 +50,27 @@ from watcher.errors import (
     ResponseTooLarge,
 )
 from watcher.profiletypes import resolve_profile_type
-from watcher.querier.auth import AccessCommandTransport, DeploymentAuth, tenant_headers
-from watcher.querier.models import (
-    ProfileStats,
-    ProfileType,
-    RetryEvent,
-    Series,
-    StacktraceQuery,
+from watcher.querier.auth import (
+    AccessCommandTransport,
+    DeploymentAuth,
+    DeploymentLike,
+    tenant_headers,
 )
 from watcher.redact import redact, redact_url
 from watcher.times import TimeRange
 
 if TYPE_CHECKING:
-    from watcher.config import Deployment
     from watcher.flamegraph import FlameGraph, FlameGraphDiff, Tree
+    from watcher.querier.models import (
+        ProfileStats,
+        ProfileType,
+        RetryEvent,
+        Series,
+        StacktraceQuery,
+    )
+
+# The result types (watcher.querier.models) are imported by the methods that build them: a
+# flame graph query, the common case of the command line, needs none of them.
 
 __all__ = [
     "ACCEPT",
@@ -102,6 +107,11 @@ _STATUS_CODES: dict[int, str] = {
 _PPROF_FORMAT = 4  # PROFILE_FORMAT_PPROF, sent as a number: old servers keep unknown numbers
 _METHOD = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_.]*/)?[A-Za-z_][A-Za-z0-9_]*")
 _ERROR_BODY_LIMIT = 64 * 1024
+#: Connections a client keeps, open and idle alike. The daemon runs up to ``[watcher]
+#: concurrency`` queries at once through one client; with fewer idle connections kept than
+#: that (httpx keeps 20), most requests beyond the 20th open a new connection (and a TLS
+#: handshake) and leave one in TIME_WAIT. Idle connections still close after 5 s.
+MAX_CONNECTIONS = 100
 
 
 def status_code(status: int) -> str:
@@ -119,6 +129,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     try:
         seconds = float(text)
     except ValueError:
+        from email.utils import parsedate_to_datetime
+
         try:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
@@ -193,6 +205,17 @@ def _ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=verify)
 
 
+@functools.lru_cache(maxsize=1)
+def _no_tls_context() -> ssl.SSLContext:
+    """The context of a client whose base URL is ``http://``: no CA bundle is loaded.
+
+    Such a client never starts TLS with its server (redirects are not followed), so loading
+    the CA bundle (tens of milliseconds) would be wasted. Should TLS happen all the same, it
+    fails: the context requires a verified certificate and trusts none.
+    """
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _loads(data: bytes) -> Any:
     try:
         import orjson
@@ -221,7 +244,8 @@ def _strings(values: Sequence[str] | str) -> list[str]:
 class QuerierClient:
     """A client of one deployment's Querier API. Use it as a context manager, or ``close()``.
 
-    :param deployment: a :class:`~watcher.config.Deployment`, or a base URL.
+    :param deployment: a :class:`~watcher.config.Deployment` (or any
+        :class:`~watcher.querier.auth.DeploymentLike`), or a base URL.
     :param transport: an ``httpx`` transport (tests); by default a socket transport, or the
         :class:`~watcher.querier.auth.AccessCommandTransport` when ``access_command`` is set.
     :param retry: the :class:`RetryPolicy`.
@@ -232,7 +256,7 @@ class QuerierClient:
 
     def __init__(
         self,
-        deployment: Deployment | str,
+        deployment: DeploymentLike | str,
         *,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
@@ -244,7 +268,7 @@ class QuerierClient:
             from watcher.config import Deployment
 
             deployment = Deployment(name="default", url=deployment)
-        self.deployment = deployment
+        self.deployment: DeploymentLike = deployment
         self.retry = retry or RetryPolicy()
         self._on_retry = on_retry
         self._sleep = sleep
@@ -261,9 +285,12 @@ class QuerierClient:
         #: The wrapper speaks JSON only and sends bodies as arguments: no proto, no gzip.
         self._json_only = isinstance(transport, AccessCommandTransport)
         self._gzip_threshold = None if self._json_only else gzip_threshold
-        verify = _ssl_context(
-            deployment.verify_tls, str(deployment.ca_file) if deployment.ca_file else None
-        )
+        if self._base.lower().startswith("http://"):
+            verify = _no_tls_context()
+        else:
+            verify = _ssl_context(
+                deployment.verify_tls, str(deployment.ca_file) if deployment.ca_file else None
+            )
         headers = {
             "Accept": ACCEPT,
             "Accept-Encoding": "gzip",
@@ -278,6 +305,9 @@ class QuerierClient:
             headers=headers,
             auth=DeploymentAuth(deployment),
             follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+            ),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -317,6 +347,8 @@ class QuerierClient:
         name = method.rsplit("/", 1)[-1]
         headers = {"Content-Type": content_type}
         if self._gzip_threshold is not None and len(body) > self._gzip_threshold:
+            import gzip
+
             body = gzip.compress(body, mtime=0)
             headers["Content-Encoding"] = "gzip"
         attempts = max(self.retry.attempts, 1)
@@ -330,6 +362,8 @@ class QuerierClient:
                     raise failure.error from failure.__cause__
                 delay = self.retry.delay(attempt, failure.retry_after)
                 if self._on_retry is not None:
+                    from watcher.querier.models import RetryEvent
+
                     self._on_retry(
                         RetryEvent(
                             method=name,
@@ -484,6 +518,8 @@ class QuerierClient:
 
     def profile_types(self, rng: TimeRange | None = None) -> list[ProfileType]:
         """``ProfileTypes``: the profile types seen in ``rng`` (the server's last hour if None)."""
+        from watcher.querier.models import ProfileType
+
         response = self.call("ProfileTypes", _range(rng) if rng is not None else {})
         items = _list_of(response, "profileTypes", "ProfileTypes")
         return [ProfileType.from_json(_object(item, "ProfileTypes")) for item in items]
@@ -700,6 +736,8 @@ class QuerierClient:
 
         Points are sparse (empty buckets are omitted); each sums ``(t - step, t]``.
         """
+        from watcher.querier.models import Series
+
         seconds = step.total_seconds() if isinstance(step, timedelta) else step
         if seconds is None:
             seconds = max(rng.seconds, 0.001)
@@ -738,6 +776,8 @@ class QuerierClient:
 
     def get_profile_stats(self) -> ProfileStats:
         """``GetProfileStats``: whether data was ingested, and its oldest and newest times."""
+        from watcher.querier.models import ProfileStats
+
         return ProfileStats.from_json(self.call("GetProfileStats", {}))
 
 
