@@ -1,0 +1,478 @@
+"""Serve a planned fleet from the sandbox over HTTP and run the daemon's detection on it.
+
+:class:`PairEvaluator` repeats what ``watcher.daemon.jobs`` does for one (service, profile
+type) pair at a scheduled time ``t``: it fetches the current window ``[t - 1h, t]``, the
+previous window and the -1d and -7d baselines as trees (``SelectMergeStacktraces``,
+``PROFILE_FORMAT_TREE``, ``max_nodes`` 65536), builds :class:`FunctionTable` s, derives the
+caller graph from the current tree, calls :func:`watcher.analysis.detect.detect` with the
+previous window and, when something was found, looks up the ``version`` label values of
+every window and detects again with them. Every window is fetched once over HTTP and
+reused by later runs that need it (the answers would be identical).
+
+Like the daemon, the evaluator passes no ``previous_baselines``: detection then checks
+persistence by comparing the previous window with the *current* window's baselines, an
+hour of the day later. ``previous_baselines=True`` passes the previous window's own -1d
+and -7d windows instead; the benchmark's ``--previous-baselines`` option measures that
+variant.
+
+:func:`run_job` generates one job's fleet, loads it into a :class:`Sandbox` on
+``127.0.0.1:0`` and judges every run: findings credited to the injected change, false
+alerts, cost shifts labelled, transients suppressed, versions attributed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from bench.detection.corpus import (
+    DAY,
+    HOUR,
+    SAMPLE_RATE_HZ,
+    Injection,
+    Job,
+    hour_time,
+)
+from watcher.analysis.detect import (
+    DetectionContext,
+    DetectionResult,
+    DetectionThresholds,
+    detect,
+)
+from watcher.analysis.tables import parents_from_stacks
+from watcher.findings import Finding
+from watcher.flamegraph import FunctionTable, Tree
+from watcher.querier import QuerierClient
+from watcher.sandbox.fleet import CPU, load_fleet
+from watcher.sandbox.query import QueryLimits
+from watcher.sandbox.server import Sandbox
+from watcher.sandbox.store import ProfileStore
+from watcher.selectors import Matcher, format_selector
+from watcher.times import TimeRange
+
+#: The two threshold configurations every run is judged under.
+#: ``default`` is what a watch gets without settings (``WatchConfig`` and
+#: ``DetectionThresholds`` defaults); ``statistical`` relaxes the practical gates so the
+#: power of the test itself shows.
+CONFIGS: Mapping[str, DetectionThresholds] = {
+    "default": DetectionThresholds(),
+    "statistical": DetectionThresholds(min_relative_increase=0.01, min_share_increase=0.0),
+}
+#: The opt-in pooled baseline test, with the statistical gates (``--pooled``).
+POOLED: Mapping[str, DetectionThresholds] = {
+    "pooled": DetectionThresholds(
+        min_relative_increase=0.01, min_share_increase=0.0, pool_baselines=True
+    ),
+}
+#: The daemon's defaults: window, baselines, tree size, version label.
+WINDOW = HOUR
+OFFSETS: tuple[timedelta, ...] = (-DAY, -7 * DAY)
+MAX_NODES = 65536
+VERSION_LABEL = "version"
+#: Windows within which a step counts as detected (later windows only measure latency).
+GOAL_WINDOWS = 2
+#: Informational notes that mean "significant at the Bonferroni level".
+_SIGNIFICANT_NOTES = ("significant but", "not confirmed")
+
+
+class PairEvaluator:
+    """The daemon's evaluation of one pair at a scheduled time, with fetched windows cached."""
+
+    def __init__(
+        self,
+        client: QuerierClient,
+        *,
+        profile_type: str = CPU,
+        window: timedelta = WINDOW,
+        offsets: Sequence[timedelta] = OFFSETS,
+        sample_rate_hz: float = SAMPLE_RATE_HZ,
+        max_nodes: int = MAX_NODES,
+        version_label: str = VERSION_LABEL,
+        previous_baselines: bool = False,
+    ) -> None:
+        self.client = client
+        self.previous_baselines = previous_baselines
+        self.profile_type = profile_type
+        self.window = window
+        self.offsets = tuple(offsets)
+        self.sample_rate_hz = sample_rate_hz
+        self.max_nodes = max_nodes
+        self.version_label = version_label
+        self.queries = 0
+        self._tables: dict[tuple[str, int], tuple[FunctionTable, Tree]] = {}
+        self._parents: dict[tuple[str, int], dict[str, set[str]]] = {}
+        self._versions: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    @staticmethod
+    def selector(service: str) -> str:
+        return format_selector([Matcher("service_name", "=", service)])
+
+    def table(self, service: str, rng: TimeRange) -> FunctionTable:
+        """The window's function table (one tree query, then cached)."""
+        return self._fetch(service, rng)[0]
+
+    def parents(self, service: str, rng: TimeRange) -> dict[str, set[str]]:
+        """The caller graph of the window's tree, as the daemon derives it."""
+        key = (service, rng.start_ms)
+        hit = self._parents.get(key)
+        if hit is None:
+            tree = self._fetch(service, rng)[1]
+            hit = self._parents[key] = parents_from_stacks(stack for stack, _ in tree.stacks())
+        return hit
+
+    def _fetch(self, service: str, rng: TimeRange) -> tuple[FunctionTable, Tree]:
+        key = (service, rng.start_ms)
+        hit = self._tables.get(key)
+        if hit is None:
+            tree = self.client.select_merge_stacktraces(
+                self.profile_type, self.selector(service), rng, self.max_nodes, fmt="tree"
+            )
+            self.queries += 1
+            hit = self._tables[key] = (FunctionTable.from_tree(tree), tree)
+        return hit
+
+    def versions(self, service: str, rng: TimeRange) -> tuple[str, ...]:
+        key = (service, rng.start_ms)
+        hit = self._versions.get(key)
+        if hit is None:
+            values = self.client.label_values(self.version_label, rng, [self.selector(service)])
+            self.queries += 1
+            hit = tuple(sorted(str(v) for v in values if v))
+            self._versions[key] = hit
+        return hit
+
+    def evaluate(
+        self,
+        service: str,
+        scheduled_at: datetime,
+        configs: Mapping[str, DetectionThresholds] = CONFIGS,
+    ) -> dict[str, DetectionResult]:
+        """Detection results per threshold configuration (empty when the window is empty)."""
+        current_rng = TimeRange(scheduled_at - self.window, scheduled_at)
+        previous_rng = current_rng.shifted(-self.window)
+        baseline_rngs = [current_rng.shifted(offset) for offset in self.offsets]
+        current = self.table(service, current_rng)
+        if current.total_value <= 0:
+            return {}
+        previous = self.table(service, previous_rng)
+        baselines = [self.table(service, rng) for rng in baseline_rngs]
+        previous_baselines = None
+        if self.previous_baselines:  # not what the daemon does: see the module docstring
+            previous_baselines = [
+                self.table(service, previous_rng.shifted(offset)) for offset in self.offsets
+            ]
+        parents = self.parents(service, current_rng)
+        context = DetectionContext(
+            service=service,
+            profile_type=self.profile_type,
+            window_start=current_rng.start,
+            window_end=current_rng.end,
+            baseline_starts=tuple(rng.start for rng in baseline_rngs),
+            sample_rate_hz=self.sample_rate_hz,
+        )
+        out: dict[str, DetectionResult] = {}
+        for name, thresholds in configs.items():
+            result = detect(
+                current,
+                baselines,
+                previous=previous,
+                previous_baselines=previous_baselines,
+                thresholds=thresholds,
+                context=context,
+                parents=parents,
+            )
+            if result.findings:
+                with_versions = replace(
+                    context,
+                    current_versions=self.versions(service, current_rng),
+                    previous_versions=self.versions(service, previous_rng),
+                    baseline_versions=tuple(self.versions(service, r) for r in baseline_rngs),
+                )
+                result = detect(
+                    current,
+                    baselines,
+                    previous=previous,
+                    previous_baselines=previous_baselines,
+                    thresholds=thresholds,
+                    context=with_versions,
+                    parents=parents,
+                )
+            out[name] = result
+        return out
+
+
+# -- judging ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionOutcome:
+    """How one injected change fared under one threshold configuration.
+
+    ``detected_at`` is the first window (1 = the onset window) with a finding credited to
+    the change; ``true_findings``/``false_findings`` count every finding of the change's
+    runs (in a transient's or a cost shift's runs every finding is a false alert);
+    ``visible`` means the test itself saw the change as significant (a transient "not
+    confirmed", a cost shift's receiver significant); ``labelled`` that a cost shift was
+    reported as one; ``alerted`` that a transient or cost shift raised a finding.
+    """
+
+    ident: str
+    config: str
+    scenario: str
+    size: float
+    phi: float
+    kind: str
+    delta: float
+    share: float
+    share_bin: str
+    detected_at: int | None
+    version: tuple[str, str] | None
+    version_ok: bool | None
+    true_findings: int
+    false_findings: int
+    false_names: tuple[str, ...]
+    labelled: bool
+    alerted: bool
+    visible: bool
+    samples: float
+    baseline_samples: float
+    dispersion: float
+    eligible: int
+    finding_mde: float | None
+    findings_total: int
+    mde_missing: int
+
+
+@dataclass(frozen=True, slots=True)
+class AAOutcome:
+    """A/A runs of one service under one configuration (every finding is a false alert).
+
+    ``episodes`` counts findings whose fingerprint was not already present in the run an
+    hour before: the alerts a user would get.
+    """
+
+    service: str
+    config: str
+    size: float
+    phi: float
+    runs: int
+    runs_with_findings: int
+    false_findings: int
+    episodes: int
+    false_names: tuple[str, ...]
+    dispersion_mean: float
+    samples_mean: float
+    eligible_mean: float
+    findings_total: int
+    mde_missing: int
+
+
+@dataclass(slots=True)
+class JobResult:
+    name: str
+    injections: list[InjectionOutcome] = field(default_factory=list)
+    aa: list[AAOutcome] = field(default_factory=list)
+    queries: int = 0
+    runs: int = 0
+    seconds: float = 0.0
+
+
+def _names(finding: Finding) -> set[str]:
+    return {finding.function, *finding.callers}
+
+
+def _mde_missing(findings: Sequence[Finding]) -> int:
+    return sum(1 for f in findings if not (0.0 < f.mde < math.inf))
+
+
+def judge(
+    injection: Injection,
+    size: float,
+    phi: float,
+    config: str,
+    results: Sequence[DetectionResult | None],
+) -> InjectionOutcome:
+    """Classify the findings of an injection's runs (``results[0]`` ends W1)."""
+    detected_at: int | None = None
+    version_ok: bool | None = None
+    finding_mde: float | None = None
+    true = false = total = missing = 0
+    false_names: list[str] = []
+    labelled = alerted = visible = False
+    last: DetectionResult | None = None
+    for window, result in enumerate(results, start=1):
+        if result is None:
+            continue
+        last = result if window <= 2 or last is None else last
+        total += len(result.findings)
+        missing += _mde_missing(result.findings)
+        for finding in result.findings:
+            credited = bool(_names(finding) & injection.credit)
+            if injection.scenario == "step" and (credited or finding.function in injection.related):
+                true += 1
+                if credited and detected_at is None:
+                    detected_at = window
+                    finding_mde = finding.mde
+                    if injection.version is not None:
+                        version_ok = finding.version_change == injection.version
+                continue
+            false += 1
+            false_names.append(f"{finding.function} ({finding.kind})")
+            if credited:
+                alerted = True
+        if injection.scenario == "cost_shift":
+            if any(c.function in injection.credit for c in result.cost_shifts):
+                labelled = visible = True
+        for info in result.informational:
+            if info.function in injection.credit and info.note.startswith(_SIGNIFICANT_NOTES):
+                if injection.scenario != "transient" or window == 1:
+                    visible = True
+        if injection.scenario == "transient" and window == 1 and alerted:
+            visible = True
+    if injection.scenario == "step" and injection.version is not None and detected_at is None:
+        version_ok = None
+    return InjectionOutcome(
+        ident=injection.ident,
+        config=config,
+        scenario=injection.scenario,
+        size=size,
+        phi=phi,
+        kind=injection.kind,
+        delta=injection.delta,
+        share=injection.share,
+        share_bin=injection.share_bin,
+        detected_at=detected_at,
+        version=injection.version,
+        version_ok=version_ok,
+        true_findings=true,
+        false_findings=false,
+        false_names=tuple(false_names[:5]),
+        labelled=labelled,
+        alerted=alerted,
+        visible=visible or alerted,
+        samples=last.current_samples if last is not None else 0.0,
+        baseline_samples=(
+            sum(last.baseline_samples) / len(last.baseline_samples)
+            if last is not None and last.baseline_samples
+            else 0.0
+        ),
+        dispersion=last.dispersion if last is not None else math.nan,
+        eligible=last.eligible_count if last is not None else 0,
+        finding_mde=finding_mde,
+        findings_total=total,
+        mde_missing=missing,
+    )
+
+
+def run_job(
+    job: Job,
+    configs: Mapping[str, DetectionThresholds] = CONFIGS,
+    *,
+    previous_baselines: bool = False,
+) -> JobResult:
+    """Generate, serve and evaluate one job; everything goes through the sandbox's HTTP API.
+
+    ``previous_baselines`` gives the persistence check the previous window's own baselines
+    (a variant the daemon does not use; off by default).
+    """
+    started = time.perf_counter()
+    out = JobResult(job.name)
+    store = ProfileStore()
+    load_fleet(store, job.spec)
+    sandbox = Sandbox(store, limits=QueryLimits(max_query_lookback_ms=None))
+    with sandbox, QuerierClient(sandbox.url) as client:
+        evaluator = PairEvaluator(
+            client,
+            sample_rate_hz=job.spec.sample_rate_hz,
+            previous_baselines=previous_baselines,
+        )
+        for injection in job.injections:
+            per_config: dict[str, list[DetectionResult | None]] = {c: [] for c in configs}
+            found: set[str] = set()
+            for window in range(1, injection.windows + 1):
+                if (
+                    injection.scenario == "step"
+                    and window > GOAL_WINDOWS
+                    and found.issuperset(configs)
+                ):
+                    break  # found within two windows everywhere: later windows change nothing
+                scheduled = hour_time(injection.onset_hour + window)
+                results = evaluator.evaluate(injection.service, scheduled, configs)
+                out.runs += 1
+                for name in configs:
+                    result = results.get(name)
+                    per_config[name].append(result)
+                    if result is not None and any(
+                        _names(f) & injection.credit for f in result.findings
+                    ):
+                        found.add(name)
+            for name in configs:
+                out.injections.append(judge(injection, job.size, job.phi, name, per_config[name]))
+        for service in job.aa_services:
+            out.aa.extend(_aa(evaluator, service, job, configs))
+            out.runs += len(job.aa_hours)
+        out.queries = evaluator.queries
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _aa(
+    evaluator: PairEvaluator,
+    service: str,
+    job: Job,
+    configs: Mapping[str, DetectionThresholds],
+) -> list[AAOutcome]:
+    stats = {
+        name: {"runs": 0, "hit": 0, "false": 0, "episodes": 0, "phi": 0.0, "n": 0.0, "m": 0.0}
+        for name in configs
+    }
+    names: dict[str, list[str]] = {name: [] for name in configs}
+    previous: dict[str, set[str]] = {name: set() for name in configs}
+    totals = {name: 0 for name in configs}
+    missing = {name: 0 for name in configs}
+    for hour in job.aa_hours:
+        results = evaluator.evaluate(service, hour_time(hour + 1), configs)
+        for name in configs:
+            result = results.get(name)
+            s = stats[name]
+            if result is None:
+                continue
+            s["runs"] += 1
+            s["phi"] += result.dispersion
+            s["n"] += result.current_samples
+            s["m"] += result.eligible_count
+            prints = {f.fingerprint for f in result.findings}
+            if result.findings:
+                s["hit"] += 1
+                s["false"] += len(result.findings)
+                s["episodes"] += len(prints - previous[name])
+                names[name].extend(f"{f.function} ({f.kind})" for f in result.findings)
+            totals[name] += len(result.findings)
+            missing[name] += _mde_missing(result.findings)
+            previous[name] = prints
+    out = []
+    for name in configs:
+        s = stats[name]
+        runs = int(s["runs"]) or 1
+        out.append(
+            AAOutcome(
+                service=service,
+                config=name,
+                size=job.size,
+                phi=job.phi,
+                runs=int(s["runs"]),
+                runs_with_findings=int(s["hit"]),
+                false_findings=int(s["false"]),
+                episodes=int(s["episodes"]),
+                false_names=tuple(dict.fromkeys(names[name]))[:5],
+                dispersion_mean=s["phi"] / runs,
+                samples_mean=s["n"] / runs,
+                eligible_mean=s["m"] / runs,
+                findings_total=totals[name],
+                mde_missing=missing[name],
+            )
+        )
+    return out
