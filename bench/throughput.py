@@ -379,7 +379,7 @@ def instrument(app: Any) -> dict[str, float]:
 
     from watcher.daemon import jobs
 
-    phases: dict[str, float] = {"connections": 0}
+    phases: dict[str, float] = {"connections": 0, "failed_connects": 0}
     lock = threading.Lock()
 
     def timed(name: str, fn: Any) -> Any:
@@ -403,7 +403,12 @@ def instrument(app: Any) -> dict[str, float]:
     def counting_connect(self: Any, *args: Any, **kwargs: Any) -> Any:
         with lock:
             phases["connections"] += 1
-        return connect(self, *args, **kwargs)
+        try:
+            return connect(self, *args, **kwargs)
+        except Exception:
+            with lock:
+                phases["failed_connects"] = phases.get("failed_connects", 0) + 1
+            raise
 
     backend.SyncBackend.connect_tcp = counting_connect  # type: ignore[method-assign]
     return phases
@@ -653,9 +658,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = ", ".join(f"{k} {v}" for k, v in sorted(row["statuses"].items()))
             print(format_row(row, status + (" (profiled)" if profile else "")))
             phases = ", ".join(
-                f"{k} {v:.2f}" for k, v in row["phases"].items() if k != "connections"
+                f"{k} {v:.2f}" for k, v in row["phases"].items() if "connect" not in k
             )
-            print(f"#   phases (s): {phases}; runs (s): {row['all_seconds']}")
+            print(
+                f"#   phases (s): {phases}; runs (s): {row['all_seconds']}; "
+                f"failed connects: {int(row['phases']['failed_connects'])}"
+            )
             for error in row["errors"]:
                 print(f"#   failed pair: {error}")
             if profile:

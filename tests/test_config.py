@@ -242,7 +242,7 @@ services = ["svc"]
     w = settings.watcher
     data_home = os.environ["XDG_DATA_HOME"]
     assert w.database_url.get_secret_value() == f"sqlite:///{data_home}/pyrowatch/pyrowatch.db"
-    assert (w.listen, w.concurrency, w.retention) == ("127.0.0.1:9465", 8, timedelta(days=30))
+    assert (w.listen, w.concurrency, w.retention) == ("127.0.0.1:9465", 32, timedelta(days=30))
     assert (w.sample_rate_hz, w.max_nodes, w.public_url) == (100.0, 65536, None)
     watch = w.watch[0]
     assert watch.profile_types == ["process_cpu:cpu:nanoseconds:cpu:nanoseconds"]

@@ -617,7 +617,7 @@ class WatcherSettings(BaseModel):
     listen: str = "127.0.0.1:9465"
     public_url: OptStr = None
     pyroscope_ui_url: OptStr = None
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=32, ge=1)
     retention: Duration = timedelta(days=30)
     sample_rate_hz: float = Field(default=100.0, gt=0, allow_inf_nan=False)
     max_nodes: int = Field(default=65536, ge=1)
