@@ -246,6 +246,9 @@ class _Handler(BaseHTTPRequestHandler):
         entry = getattr(self, "_entry", None)
         if entry is not None:
             entry.status = status
+            # Logged before the answer leaves, so a client that reads the log right after
+            # its response always finds its own request there.
+            self._log_once()
         headers = dict(headers or {})
         if fault is not None and fault.malformed and status < 300:
             body = _malformed(headers)
@@ -298,6 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         rpc = _rpc_name(path)
         self._entry = sandbox._log_request(self, path, rpc)
+        self._logged = False
         try:
             if path.startswith(CONTROL_PREFIX):
                 from watcher.sandbox.control import handle_control
@@ -363,7 +367,12 @@ class _Handler(BaseHTTPRequestHandler):
         except _Abort:
             return
         finally:
-            sandbox._finish_request(self._entry)
+            self._log_once()
+
+    def _log_once(self) -> None:
+        if not getattr(self, "_logged", False):
+            self._logged = True
+            self.server.sandbox._finish_request(self._entry)
 
     # -- Connect ----------------------------------------------------------------------
 
