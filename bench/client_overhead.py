@@ -2,8 +2,9 @@
 and JSON parser to use for ``SelectMergeStacktraces``.
 
 An in-process :class:`~watcher.sandbox.Sandbox` holds one service's CPU profile whose merged
-flame graph has a known number of nodes. The sandbox times every request itself (from its
-parsed headers to the last byte of the answer written). Three parts:
+flame graph has a known number of nodes. The sandbox times every request itself, from its
+parsed headers until the answer, encoded and compressed, is handed to the socket (the
+sandbox logs a request then). Three parts:
 
 1. **End to end.** ``pyrowatch flamegraph local checkout`` runs as a subprocess ``--runs``
    times per flame graph size. Client time = the subprocess's wall time minus the sandbox's
@@ -94,7 +95,8 @@ def stacks_of(tree: Tree) -> dict[tuple[str, ...], int]:
 
 
 class TimedSandbox(Sandbox):
-    """The sandbox, keeping its own duration of every request it answered."""
+    """The sandbox, keeping its own duration of every request it answered (the time from
+    logging the request to finishing its log entry, just before the answer is sent)."""
 
     def __init__(self) -> None:
         super().__init__(request_log_size=10_000)
