@@ -101,6 +101,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from watcher import configfile
+from watcher.configfile import AuthKind, default_database_url, find_config_file
 from watcher.errors import ConfigError
 from watcher.profiletypes import ALIASES, resolve_profile_type
 from watcher.times import DURATION_FORMS, format_duration, parse_duration, parse_offset
@@ -125,7 +127,6 @@ __all__ = [
     "normalize_cron",
 ]
 
-AuthKind = Literal["none", "bearer", "basic", "cf-access", "access-command"]
 
 ENV_PREFIX = "PYROWATCH_"
 _DEPLOYMENT_ENV = "PYROWATCH_DEPLOYMENTS__"
@@ -449,24 +450,11 @@ class Deployment(BaseModel):
         ``cf-access`` is reported only when CF Access is the sole mechanism; its headers are
         also sent alongside ``basic`` or ``bearer``.
         """
-        if self.access_command is not None:
-            return "access-command"
-        if self.username is not None or self.password is not None:
-            return "basic"
-        if self.token is not None:
-            return "bearer"
-        if self.cf_access_client_id is not None:
-            return "cf-access"
-        return "none"
+        return configfile.auth_kind(self)
 
     def secret_values(self) -> list[str]:
         """Every secret of this deployment in plain text, for redaction only."""
-        values = [
-            s.get_secret_value()
-            for s in (self.token, self.password, self.cf_access_client_secret)
-            if s is not None
-        ]
-        return [v for v in values if v]
+        return configfile.secret_values(self)
 
 
 class Thresholds(BaseModel):
@@ -590,18 +578,6 @@ class AlertChannelConfig(BaseModel):
         return value
 
 
-def default_database_url(env: Mapping[str, str] | None = None) -> str:
-    """``sqlite:///$XDG_DATA_HOME/pyrowatch/pyrowatch.db`` (``~/.local/share`` by default).
-
-    The directory is not created here.
-    """
-    env = os.environ if env is None else env
-    data_home = env.get("XDG_DATA_HOME", "")
-    if not data_home or not Path(data_home).is_absolute():
-        data_home = str(_home(env) / ".local" / "share")
-    return f"sqlite:///{Path(data_home) / 'pyrowatch' / 'pyrowatch.db'}"
-
-
 def _default_database_secret() -> SecretStr:
     ctx = _CONTEXT.get()
     return SecretStr(default_database_url(ctx.env if ctx is not None else None))
@@ -694,42 +670,6 @@ def _unique(names: list[str], key: str, what: str) -> None:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _home(env: Mapping[str, str]) -> Path:
-    home = env.get("HOME")
-    return Path(home) if home else Path.home()
-
-
-def _expand(path: str, env: Mapping[str, str]) -> Path:
-    if path == "~" or path.startswith("~/"):
-        return _home(env) / path[2:]
-    return Path(path)
-
-
-def find_config_file(explicit: str | None, env: Mapping[str, str] | None = None) -> Path | None:
-    """The configuration file to read, following the search order of the module docstring.
-
-    :raises ConfigError: when ``explicit`` is given and does not exist.
-    """
-    env = os.environ if env is None else env
-    if explicit:
-        path = _expand(explicit, env)
-        if not path.is_file():
-            raise ConfigError("config file not found (given with --config)", path=str(path))
-        return path
-    candidates: list[Path] = []
-    if env.get("PYROWATCH_CONFIG"):
-        candidates.append(_expand(env["PYROWATCH_CONFIG"], env))
-    candidates.append(_home(env) / ".config" / "pyrowatch" / "config.toml")
-    if env.get("SRE_CONFIG"):
-        candidates.append(_expand(env["SRE_CONFIG"], env))
-    sre_dir = env.get("SRE_CONFIG_DIR") or "~/.config/axiom-sre"
-    candidates.append(_expand(sre_dir, env) / "config.toml")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 @dataclass

@@ -387,24 +387,15 @@ class QuickDeployment:
     @property
     def auth_kind(self) -> str:
         """As ``Deployment.auth_kind``."""
-        if self.access_command is not None:
-            return "access-command"
-        if self.username is not None or self.password is not None:
-            return "basic"
-        if self.token is not None:
-            return "bearer"
-        if self.cf_access_client_id is not None:
-            return "cf-access"
-        return "none"
+        from watcher import configfile
+
+        return configfile.auth_kind(self)
 
     def secret_values(self) -> list[str]:
         """As ``Deployment.secret_values``."""
-        values = [
-            s.get_secret_value()
-            for s in (self.token, self.password, self.cf_access_client_secret)
-            if s is not None
-        ]
-        return [v for v in values if v]
+        from watcher import configfile
+
+        return configfile.secret_values(self)
 
 
 def quick_deployment(
@@ -453,46 +444,21 @@ def quick_deployment(
     if found is None:
         return None
     secrets = [v for dep in deployments.values() for v in dep.secret_values()]
-    secrets.append(_quick_database_url(env))
+    from watcher.configfile import default_database_url
+
+    secrets.append(default_database_url(env))
     return found, [v for v in secrets if v]
 
 
-def _quick_home(env: Mapping[str, str]) -> Path:
-    home = env.get("HOME")
-    return Path(home) if home else Path.home()
-
-
-def _quick_expand(path: str, env: Mapping[str, str]) -> Path:
-    if path == "~" or path.startswith("~/"):
-        return _quick_home(env) / path[2:]
-    return Path(path)
-
-
 def _quick_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
-    """The search order of ``watcher.config.find_config_file``; None when there is no file."""
-    if explicit:
-        path = _quick_expand(explicit, env)
-        return path if path.is_file() else None
-    candidates: list[Path] = []
-    if env.get("PYROWATCH_CONFIG"):
-        candidates.append(_quick_expand(env["PYROWATCH_CONFIG"], env))
-    candidates.append(_quick_home(env) / ".config" / "pyrowatch" / "config.toml")
-    if env.get("SRE_CONFIG"):
-        candidates.append(_quick_expand(env["SRE_CONFIG"], env))
-    sre_dir = env.get("SRE_CONFIG_DIR") or "~/.config/axiom-sre"
-    candidates.append(_quick_expand(sre_dir, env) / "config.toml")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return None
+    """The file ``watcher.config`` would read; None when there is none or ``--config`` is wrong."""
+    from watcher.configfile import find_config_file
+    from watcher.errors import ConfigError
 
-
-def _quick_database_url(env: Mapping[str, str]) -> str:
-    """``watcher.config.default_database_url``: a secret of every configuration."""
-    data_home = env.get("XDG_DATA_HOME", "")
-    if not data_home or not Path(data_home).is_absolute():
-        data_home = str(_quick_home(env) / ".local" / "share")
-    return f"sqlite:///{Path(data_home) / 'pyrowatch' / 'pyrowatch.db'}"
+    try:
+        return find_config_file(explicit, env)
+    except ConfigError:
+        return None  # the full loader reports it
 
 
 def _quick_text(table: Mapping[str, Any], key: str) -> tuple[bool, str | None]:
