@@ -1,7 +1,7 @@
 """Detection quality floors: a small fixed-seed run of ``bench/detection`` over real HTTP.
 
 The module fixture generates one synthetic configuration (1M samples per hourly window,
-dispersion phi = 2, diurnal drift, real stacks when the shared test data is present),
+dispersion phi = 1, diurnal drift, real stacks when the shared test data is present),
 serves it from a sandbox on 127.0.0.1, and evaluates it with the daemon's sequence of
 queries and :func:`watcher.analysis.detect.detect` calls under the default gates and the
 "statistical" ones (practical gates relaxed). The assertions are the goals of
@@ -45,7 +45,8 @@ AA_HOURS = corpus.AA_HOURS[:48]
 
 
 @pytest.fixture(scope="module")
-def results() -> metrics.Results:
+def results(testdata: Path) -> metrics.Results:
+    """The corpus run; the floors were set on the real-stack corpus, so it needs the data."""
     plan = corpus.plan(
         sizes=(SIZE,),
         phis=(PHI,),
