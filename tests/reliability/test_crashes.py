@@ -21,6 +21,7 @@ from daemon.support import SECRET, T0, Clock
 
 from watcher.daemon.delivery import deliver_due, drain
 from watcher.daemon.jobs import run_watch
+from watcher.store.repo import ABANDONED_RUN_ERROR
 
 from .support import (
     AT_T0,
@@ -54,8 +55,8 @@ def test_sigkill_in_the_middle_of_a_run_then_restart_loses_nothing(
     config: Config, sandbox: Any, sink: Any, regressed: str, processes: Processes
 ) -> None:
     """``pyrowatch check`` is killed while its profile queries hang: its run is left
-    'running' and nothing was stored or sent. The restarted check finds the regression,
-    stores it and alerts once."""
+    'running' and nothing was stored or sent. The restarted check closes the killed run
+    as abandoned, finds the regression, stores it and alerts once."""
     path = config.write()
     control = SandboxControl(sandbox.url)
     control.faults({SMS: {"latency": 600}})
@@ -78,8 +79,11 @@ def test_sigkill_in_the_middle_of_a_run_then_restart_loses_nothing(
     regressions = query(config.database_url, "SELECT function, state FROM regressions")
     assert regressions == [{"function": regressed, "state": "open"}]
     assert [row["status"] for row in _outbox(config.database_url)] == ["sent"]
-    runs = query(config.database_url, "SELECT status FROM runs ORDER BY id")
-    assert runs == [{"status": "running"}, {"status": "ok"}]  # the killed run stays visible
+    runs = query(config.database_url, "SELECT status, error FROM runs ORDER BY id")
+    assert runs == [
+        {"status": "failed", "error": ABANDONED_RUN_ERROR},  # visible, no longer "running"
+        {"status": "ok", "error": None},
+    ]
 
 
 def test_sigkill_in_the_middle_of_a_delivery_then_restart_sends_once(

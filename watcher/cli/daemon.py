@@ -221,6 +221,10 @@ def check(
     app = open_app(ctx, check_schema=not dry_run)
     results: list[RunResult] = []
     try:
+        if not dry_run:
+            from watcher.daemon.housekeeping import close_abandoned_runs
+
+            close_abandoned_runs(app)
         for watch in watches:
             results.append(
                 run_watch(app, watch, scheduled_at=scheduled_at, dry_run=dry_run, claim=False)

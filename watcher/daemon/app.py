@@ -135,6 +135,9 @@ class App:
 
         self.settings = settings
         self.owner = (owner or default_owner())[:200]
+        from watcher.daemon.housekeeping import remember_owner
+
+        remember_owner(self.owner)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._transport = transport
         self._alert_transport = alert_transport
@@ -249,6 +252,9 @@ class App:
         :raises ConfigError: the listen address cannot be bound.
         """
         self.check_schema()
+        from watcher.daemon.housekeeping import close_abandoned_runs
+
+        close_abandoned_runs(self)
         if http:
             from watcher.daemon.http import StatusServer
 

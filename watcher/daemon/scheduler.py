@@ -142,11 +142,10 @@ def _deliver_job(app: App) -> None:
 def _prune_job(app: App) -> None:
     if app.stopping.is_set():
         return
+    from watcher.daemon.housekeeping import prune_history
+
     with app.activity():
-        older_than = app.now() - app.settings.watcher.retention
-        deleted = app.repo.prune(older_than, batch_size=PRUNE_BATCH)
-    if deleted:
-        log.info("pruned history", rows=deleted, older_than=older_than.isoformat())
+        prune_history(app, PRUNE_BATCH)
 
 
 def _on_event(app: App) -> Any:

@@ -75,7 +75,13 @@ from watcher.store.records import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, Row
 
-__all__ = ["Repository"]
+__all__ = ["ABANDONED_RUN_ERROR", "Repository"]
+
+#: The error recorded on a run whose process stopped before finishing it.
+ABANDONED_RUN_ERROR = (
+    "abandoned: the process running it stopped before it finished; "
+    "its unfinished pairs are evaluated again at the next scheduled time"
+)
 
 R = TypeVar("R")
 
@@ -315,6 +321,47 @@ class Repository:
             if row is None:
                 raise StoreError(f"run {run_id} does not exist or has already finished")
             return _record(RunRecord, row)
+
+    def running_runs(self) -> list[RunRecord]:
+        """Every run still marked ``running``, oldest first."""
+        with self._read("listing running runs") as conn:
+            rows = conn.execute(
+                select(*_RUNS.c).where(_RUNS.c.status == "running").order_by(_RUNS.c.id)
+            )
+            return [_record(RunRecord, row) for row in rows]
+
+    def abandon_runs(self, run_ids: Iterable[int], *, now: datetime | None = None) -> int:
+        """Close the given runs as ``failed`` if they are still ``running``; returns how many.
+
+        For runs whose process stopped mid-run (OOM, node loss, ``kill -9``): counts come
+        from the pair results they recorded, the error says what happened, and the pairs
+        they never reached are evaluated again at the next scheduled time.
+        """
+        at = _now(now)
+        closed = 0
+        with self._write("closing abandoned runs") as conn:
+            for run_id in run_ids:
+                counts: dict[str, int] = {
+                    str(row[0]): int(row[1])
+                    for row in conn.execute(
+                        select(_PAIRS.c.status, func.count())
+                        .where(_PAIRS.c.run_id == run_id)
+                        .group_by(_PAIRS.c.status)
+                    )
+                }
+                result = conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id == run_id, _RUNS.c.status == "running")
+                    .values(
+                        finished_at=at,
+                        status="failed",
+                        pairs_ok=counts.get("ok", 0),
+                        pairs_failed=counts.get("failed", 0),
+                        error=ABANDONED_RUN_ERROR,
+                    )
+                )
+                closed += result.rowcount or 0
+        return closed
 
     def run(self, run_id: int) -> RunRecord | None:
         with self._read("reading a run") as conn:
