@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -247,9 +249,41 @@ services = ["svc"]
     watch = w.watch[0]
     assert watch.profile_types == ["process_cpu:cpu:nanoseconds:cpu:nanoseconds"]
     assert (watch.schedule, watch.window) == ("*/15 * * * *", timedelta(hours=1))
-    assert watch.baselines == [timedelta(days=-1), timedelta(days=-7)]
+    # -7d would reach past Pyroscope's default one-week query lookback and come back empty.
+    assert watch.baselines == [timedelta(days=-1), timedelta(days=-6)]
+    assert watch.warnings == []
     assert watch.thresholds == Thresholds()
     assert watch.alerts == []
+
+
+@pytest.mark.parametrize(
+    ("window", "baselines", "warned"),
+    [
+        ("1h", '["-1d", "-7d"]', ["-7d"]),
+        ("1h", '["-6d"]', []),
+        ("1d", '["-6d", "-1d"]', []),
+        ("1d", '["-6d1h", "-14d"]', ["-6d1h", "-14d"]),
+    ],
+)
+def test_baselines_past_pyroscope_default_lookback_warn(
+    write: Callable[..., Path], window: str, baselines: str, warned: list[str]
+) -> None:
+    """A baseline whose window starts more than a week back is named, with what to do."""
+    text = (
+        MINIMAL
+        + f"""
+[[watcher.watch]]
+name = "w"
+deployment = "prod"
+services = ["svc"]
+window = "{window}"
+baselines = {baselines}
+"""
+    )
+    warnings = load_settings(str(write(text))).watcher.watch[0].warnings
+    assert [w.split(" baseline ")[0].rsplit(" ", 1)[1] for w in warnings] == warned
+    for warning in warnings:
+        assert "max-query-lookback" in warning and "-6d or less" in warning
 
 
 def test_default_database_url_without_xdg(home: Path) -> None:
@@ -693,3 +727,30 @@ def test_normalize_cron_rejects_bad_fields(expr: str, match: str) -> None:
     """Each field is checked against its range, quoting the bad part."""
     with pytest.raises(ValueError, match=match):
         normalize_cron(expr)
+
+
+def test_config_check_prints_lookback_warnings_and_succeeds(
+    write: Callable[..., Path], home: Path
+) -> None:
+    """`config check` exits 0 on a file that loads, with one warning line per doubtful baseline."""
+    path = write(
+        MINIMAL
+        + """
+[[watcher.watch]]
+name = "weekly"
+deployment = "prod"
+services = ["svc"]
+baselines = ["-1d", "-7d"]
+"""
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ok: 1 deployments, 1 watches" in done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: watch 'weekly': the -7d baseline")

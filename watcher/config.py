@@ -42,7 +42,7 @@ The file may be shared with other tools: top-level tables other than ``[pyroscop
     profile_types = ["cpu", "alloc"]
     schedule = "*/15 * * * *"
     window = "1h"
-    baselines = ["-1d", "-7d"]
+    baselines = ["-1d", "-6d"]
     alerts = ["oncall"]
 
     [[watcher.alert]]
@@ -115,6 +115,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "AlertChannelConfig",
+    "PYROSCOPE_DEFAULT_LOOKBACK",
     "AuthKind",
     "Deployment",
     "Settings",
@@ -129,6 +130,8 @@ __all__ = [
 
 
 ENV_PREFIX = "PYROWATCH_"
+#: Pyroscope's default ``-querier.max-query-lookback``: older parts of a range are dropped.
+PYROSCOPE_DEFAULT_LOOKBACK = timedelta(days=7)
 _DEPLOYMENT_ENV = "PYROWATCH_DEPLOYMENTS__"
 _WATCHER_ENV = "PYROWATCH_WATCHER__"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -484,7 +487,7 @@ class WatchConfig(BaseModel):
     window: Duration = timedelta(hours=1)
     #: Negative offsets of the baseline windows from the current one.
     baselines: list[Offset] = Field(
-        default_factory=lambda: [timedelta(days=-1), timedelta(days=-7)], min_length=1
+        default_factory=lambda: [timedelta(days=-1), timedelta(days=-6)], min_length=1
     )
     min_relative_increase: float = Field(default=0.05, ge=0)
     min_share_increase: float = Field(default=0.001, ge=0, le=1)
@@ -536,6 +539,23 @@ class WatchConfig(BaseModel):
         if value <= timedelta(0):
             raise ValueError("expected a window longer than 0s")
         return value
+
+    @property
+    def warnings(self) -> list[str]:
+        """What loads but will probably not work as meant (shown by ``config check``, logged
+        at daemon start)."""
+        out: list[str] = []
+        for offset in self.baselines:
+            reach = -offset + self.window
+            if reach > PYROSCOPE_DEFAULT_LOOKBACK:
+                out.append(
+                    f"watch {self.name!r}: the {format_duration(offset)} baseline reaches "
+                    f"{format_duration(reach)} back, past Pyroscope's default query lookback "
+                    f"of {format_duration(PYROSCOPE_DEFAULT_LOOKBACK)}; such a baseline comes "
+                    "back empty unless the server's -querier.max-query-lookback is longer: "
+                    "raise it, or use an offset of -6d or less"
+                )
+        return out
 
     @property
     def thresholds(self) -> Thresholds:

@@ -104,3 +104,6 @@ def check(ctx: click.Context, file: str | None) -> None:
         f"{settings.path}: ok: {len(settings.deployments)} deployments, "
         f"{len(watcher.watch)} watches, {len(watcher.alert)} alert channels"
     )
+    for watch in watcher.watch:
+        for warning in watch.warnings:
+            note(f"warning: {warning}")

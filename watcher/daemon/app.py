@@ -255,6 +255,9 @@ class App:
         from watcher.daemon.housekeeping import close_abandoned_runs
 
         close_abandoned_runs(self)
+        for watch in self.settings.watcher.watch:
+            for warning in watch.warnings:
+                log.warning("config", problem=warning)
         if http:
             from watcher.daemon.http import StatusServer
 
