@@ -211,9 +211,9 @@ PHASES = textwrap.dedent(
             rng = _common.resolve_window(None, "now-1h", "now")
             sel = _common.service_selector("checkout", [])
             cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-            tree = _adapt.fetch_tree(s.client, cpu, sel, rng, int(sys.argv[1]))
+            graph = _adapt.fetch_flamegraph(s.client, cpu, sel, rng, int(sys.argv[1]))
             t.append(time.perf_counter())
-    table = _adapt.function_table(tree)
+    table = _adapt.function_table(graph)
     rows = sorted(_adapt.function_rows(table), key=lambda r: -r[1])[:20]
     t.append(time.perf_counter())
     print(" ".join(f"{(b - a) * 1000:.3f}" for a, b in zip(t, t[1:])))
@@ -254,8 +254,8 @@ def breakdown(size: int, runs: int, env: dict[str, str], python_floor: float) ->
         "|---|---:|",
         f"| interpreter start (`python -c pass`) | {python_floor:.1f} |",
         f"| import click and the command modules | {med[0]:.1f} |",
-        f"| load the config, open the HTTP client | {med[1]:.1f} |",
-        f"| SelectMergeStacktraces: request, read, parse, decode to a tree | {med[2]:.1f} |",
+        f"| load the config, open the HTTP client (`http.client`) | {med[1]:.1f} |",
+        f"| SelectMergeStacktraces: request, read, parse, decode | {med[2]:.1f} |",
         f"| ... of which the sandbox's own time | {server:.1f} |",
         f"| function table and top 20 | {med[3]:.1f} |",
     ]

@@ -3,7 +3,8 @@
 Structure only, never timing (timings are in bench/startup.py and bench/client_overhead.py):
 
 - ``--help`` and the query commands import none of the daemon's libraries; a query over a
-  plain config does not import pydantic either, nor the protobuf runtime;
+  plain config does not import pydantic either, nor the protobuf runtime, nor httpx (a
+  command uses the standard library's ``http.client``), nor click's optional parts;
 - the quick deployment reader (``watcher.cli._common.quick_deployment``) either declines or
   gives exactly what ``watcher.config.load_settings`` gives, secrets included;
 - a client of an ``http://`` deployment loads no CA bundle.
@@ -31,6 +32,12 @@ CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 DAEMON_ONLY = ("sqlalchemy", "alembic", "apscheduler", "prometheus_client", "structlog")
 #: Also not imported by a query over a plain config (deployments only).
 VALIDATION = ("pydantic", "pydantic_core", "pydantic_settings", "google")
+#: The daemon's HTTP stack: a command talks through ``http.client`` instead.
+HTTPX = ("httpx", "httpcore", "h11", "anyio", "sniffio", "certifi")
+#: Parts of click a query never needs (test runner, pager and progress bar, Windows console).
+CLICK_EXTRAS = ("click.testing", "click._termui_impl", "click._winconsole", "click._textwrap")
+#: Environment variables that would make a command use httpx (it honours proxies).
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 _PROBE = """
 import json, sys
@@ -41,7 +48,8 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-tops = sorted({{m.split(".")[0] for m in sys.modules}})
+tops = {{m.split(".")[0] for m in sys.modules}}
+tops = sorted(tops | {{m for m in sys.modules if m.startswith("click.")}})
 print("\\n" + json.dumps({{"code": code, "modules": tops}}))
 """
 
@@ -50,7 +58,8 @@ def _probe(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[int, 
     """Run ``pyrowatch ARGV`` in a fresh interpreter; its exit code and top-level modules."""
     import os
 
-    environ = {**os.environ, **(env or {})}
+    environ = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
+    environ.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE.format(argv=argv)],
         capture_output=True,
@@ -124,12 +133,30 @@ QUERIES = [
 def test_query_over_a_plain_config_loads_no_validation_models(
     argv: list[str], plain_config: Path
 ) -> None:
-    """A query whose config holds deployment tables only never imports pydantic."""
+    """A query whose config holds deployment tables only never imports pydantic, httpx or
+    click's optional parts."""
     code, modules, output = _probe(argv, {"PYROWATCH_CONFIG": str(plain_config)})
     assert code == 0, output
     assert not modules & set(DAEMON_ONLY), output
     assert not modules & set(VALIDATION), output
+    assert not modules & set(HTTPX), output
+    assert not modules & set(CLICK_EXTRAS), output
+    assert "http" in modules  # it did talk to the sandbox, through http.client
     assert "s3cret-token" not in output
+
+
+def test_a_query_through_a_proxy_uses_httpx(plain_config: Path) -> None:
+    """With a proxy set in the environment a command uses httpx, which honours it."""
+    code, modules, output = _probe(
+        ["flamegraph", "local", "checkout", "--range", "1h"],
+        {
+            "PYROWATCH_CONFIG": str(plain_config),
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "*",  # honoured by httpx: the request still goes straight to the sandbox
+        },
+    )
+    assert code == 0, output
+    assert "httpx" in modules
 
 
 def test_query_with_a_watcher_table_validates_fully_but_loads_no_daemon_library(
@@ -431,26 +458,32 @@ def test_quick_path_follows_the_search_order(where: str, tmp_path: Path) -> None
 # --------------------------------------------------------------------------- TLS
 
 
-def test_plain_http_client_loads_no_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only an https:// deployment builds the (expensive) verifying TLS context."""
-    from watcher.querier import client as client_module
+@pytest.mark.parametrize("http", ["httpx", "stdlib"])
+def test_plain_http_client_loads_no_ca_bundle(monkeypatch: pytest.MonkeyPatch, http: str) -> None:
+    """Only an https:// deployment builds the (expensive) verifying TLS context; the
+    command line's transport builds it only when it connects."""
+    from watcher.querier import QuerierClient
+    from watcher.querier import transport as transport_module
 
     built: list[tuple[bool, str | None]] = []
-    real = client_module._ssl_context
+    real = transport_module.tls_context
 
     def spy(verify: bool, ca_file: str | None) -> Any:
         built.append((verify, ca_file))
         return real(verify, ca_file)
 
-    monkeypatch.setattr(client_module, "_ssl_context", spy)
+    from watcher.querier import httpx_transport, stdlib_transport
+
+    for module in (transport_module, httpx_transport, stdlib_transport):
+        monkeypatch.setattr(module, "tls_context", spy)
     plain = QuickDeployment(name="local", url="http://127.0.0.1:4040")
-    with client_module.QuerierClient(plain):
+    with QuerierClient(plain, http=http):  # type: ignore[arg-type]
         pass
     assert built == []
     secure = QuickDeployment(name="prod", url="https://pyroscope.example.com")
-    with client_module.QuerierClient(secure):
+    with QuerierClient(secure, http=http):  # type: ignore[arg-type]
         pass
-    assert built == [(True, None)]
-    context = client_module._no_tls_context()
+    assert built == ([(True, None)] if http == "httpx" else [])
+    context = transport_module.no_tls_context()
     assert context.get_ca_certs() == []
     assert context.check_hostname

@@ -1,4 +1,8 @@
-"""`--help` stays fast: no heavy library is imported to show help."""
+"""`--help` stays fast: no heavy library is imported to show help.
+
+What a query imports (no httpx: a command talks through ``http.client``) is checked in
+``tests/test_startup.py``, against a sandbox.
+"""
 
 from __future__ import annotations
 

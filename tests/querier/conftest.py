@@ -1,4 +1,8 @@
-"""Fixtures for the Querier client tests: a recording HTTP server and clients pointed at it."""
+"""Fixtures for the Querier client tests: a recording HTTP server and clients pointed at it.
+
+Every test using ``make_client`` runs once per socket transport (``httpx``, the daemon's,
+and ``stdlib``, the command line's): both must behave the same.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ from support.recording_server import RecordingServer
 
 from watcher.config import Deployment
 from watcher.querier import QuerierClient, RetryEvent, RetryPolicy
+from watcher.querier.transport import HttpKind
+
+#: The socket transports a client can use.
+TRANSPORTS: tuple[HttpKind, ...] = ("httpx", "stdlib")
 
 
 @pytest.fixture
@@ -39,9 +47,16 @@ def recorder() -> Recorder:
     return Recorder()
 
 
+@pytest.fixture(params=TRANSPORTS)
+def http(request: pytest.FixtureRequest) -> HttpKind:
+    """The socket transport under test (every test using it runs with each)."""
+    kind: HttpKind = request.param
+    return kind
+
+
 @pytest.fixture
 def make_client(
-    server: RecordingServer, recorder: Recorder
+    server: RecordingServer, recorder: Recorder, http: HttpKind
 ) -> Iterator[Callable[..., QuerierClient]]:
     """Build clients for the recording server; extra keywords go to the Deployment."""
     clients: list[QuerierClient] = []
@@ -57,6 +72,7 @@ def make_client(
             on_retry=recorder.on_retry,
             sleep=recorder.sleep,
             gzip_threshold=gzip_threshold,
+            http=http,
         )
         clients.append(client)
         return client

@@ -309,22 +309,12 @@ def test_access_command_output_limit(tmp_path: Path, recorder: Recorder) -> None
 
 def test_access_command_transport_refuses_proto_and_huge_bodies() -> None:
     """The wrapper takes JSON as one argument: proto bodies and very large bodies are refused."""
-    import httpx
-
     transport = AccessCommandTransport("true")
-    proto = httpx.Request(
-        "POST", "http://x/m", content=b"\x08\x01", headers={"Content-Type": "application/proto"}
-    )
     with pytest.raises(AccessCommandError, match="only send JSON"):
-        transport.argv(proto)
-    huge = httpx.Request(
-        "POST",
-        "http://x/m",
-        content=b"{" + b" " * 200_000 + b"}",
-        headers={"Content-Type": "application/json"},
-    )
+        transport.argv("http://x/m", b"\x08\x01", {"Content-Type": "application/proto"})
+    huge = b"{" + b" " * 200_000 + b"}"
     with pytest.raises(AccessCommandError, match="too large"):
-        transport.argv(huge)
+        transport.argv("http://x/m", huge, {"Content-Type": "application/json"})
     assert "true" in repr(transport)
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from watcher.flamegraph.decode import FlameGraph
     from watcher.flamegraph.functions import FunctionTable
     from watcher.flamegraph.tree import Tree
     from watcher.querier import QuerierClient
@@ -50,21 +51,42 @@ def describe(profile_type: str) -> str:
 # --------------------------------------------------------------------------- flame graphs
 
 
-#: The last tree tabulated and its table: a command renders one tree in several parts
-#: (header, rows, JSON), each asking for the table. Commands never change a fetched tree.
-_last_table: tuple[Tree, FunctionTable] | None = None
+#: The last profile tabulated and its table: a command renders one profile in several parts
+#: (header, rows, JSON), each asking for the table. Commands never change a fetched profile.
+_last_table: tuple[Tree | FlameGraph, FunctionTable] | None = None
+#: The last flame graph turned into a tree, and that tree.
+_last_tree: tuple[FlameGraph, Tree] | None = None
 
 
-def function_table(tree: Tree) -> FunctionTable:
-    """Per-function self and total of ``tree`` (recursion counted once)."""
+def function_table(profile: Tree | FlameGraph) -> FunctionTable:
+    """Per-function self and total of a tree or a decoded flame graph (recursion counted
+    once). A flame graph is tabulated straight from its levels, without building a tree."""
     global _last_table
     from watcher.flamegraph.functions import FunctionTable
+    from watcher.flamegraph.tree import Tree
 
-    if _last_table is not None and _last_table[0] is tree:
+    if _last_table is not None and _last_table[0] is profile:
         return _last_table[1]
-    table = FunctionTable.from_tree(tree)
-    _last_table = (tree, table)
+    if isinstance(profile, Tree):
+        table = FunctionTable.from_tree(profile)
+    else:
+        table = FunctionTable.from_flamegraph(profile)
+    _last_table = (profile, table)
     return table
+
+
+def as_tree(profile: Tree | FlameGraph) -> Tree:
+    """The tree of a profile (built once per flame graph)."""
+    global _last_tree
+    from watcher.flamegraph.tree import Tree
+
+    if isinstance(profile, Tree):
+        return profile
+    if _last_tree is not None and _last_tree[0] is profile:
+        return _last_tree[1]
+    tree = profile.to_tree()
+    _last_tree = (profile, tree)
+    return tree
 
 
 def function_rows(table: FunctionTable) -> Iterable[tuple[str, int, int]]:
@@ -115,6 +137,23 @@ def from_ms(ms: int) -> datetime:
 
 
 # --------------------------------------------------------------------------- querier
+
+
+def fetch_flamegraph(
+    client: QuerierClient, profile_type: str, selector: str, rng: TimeRange, max_nodes: int
+) -> FlameGraph | Tree:
+    """The merged flame graph of ``selector`` over ``rng``, decoded but not made a tree
+    (tabulating it needs none; :func:`as_tree` builds one when an output needs it)."""
+    from watcher.flamegraph.decode import FlameGraph, decode_flamegraph
+
+    result: Any = client.select_merge_stacktraces(
+        profile_type, selector, rng, max_nodes=max_nodes, fmt="flamegraph"
+    )
+    if isinstance(result, FlameGraph):
+        return result
+    if isinstance(result, Mapping):
+        return decode_flamegraph(result)
+    return _to_tree(result)
 
 
 def fetch_tree(

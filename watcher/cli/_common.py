@@ -296,7 +296,9 @@ def open_session(ctx: click.Context, deployment: str) -> Iterator[Session]:
         if state.debug or sys.stderr.isatty():
             note(f"retrying {redact(str(event), state.secrets())}")
 
-    with QuerierClient(dep, on_retry=on_retry) as client:
+    # a command makes a few requests and exits: http.client, which imports in a fraction of
+    # httpx's time (a proxy set in the environment, or access_command, still gets its way)
+    with QuerierClient(dep, on_retry=on_retry, http="stdlib") as client:
         yield Session(deployment, client, state)
 
 

@@ -47,6 +47,7 @@ from watcher.cli.output import (
 )
 
 if TYPE_CHECKING:
+    from watcher.flamegraph.decode import FlameGraph
     from watcher.flamegraph.tree import Node, Tree
     from watcher.selectors import Matcher
     from watcher.times import TimeRange
@@ -220,8 +221,10 @@ def flamegraph(
             _write_pprof(data, output, q)
             return
         with s.progress("fetching flame graph"):
-            tree = _adapt.fetch_tree(s.client, q.profile_type, q.selector, q.window, max_nodes)
-    if tree.total == 0:
+            graph = _adapt.fetch_flamegraph(
+                s.client, q.profile_type, q.selector, q.window, max_nodes
+            )
+    if _adapt.function_table(graph).total_value == 0:
         note(
             f"no {q.profile_type} profiles for service {service!r} in {deployment} "
             f"for {window_text(q.window)} (see: pyrowatch services {deployment})"
@@ -230,13 +233,13 @@ def flamegraph(
             return
     pal = state_of(ctx).palette(_OutputTarget(output))
     width = terminal_width(sys.stdout) if output is None else None
-    _emit(render(fmt, q, tree, pal, top=top, sort=sort, min_share=min_share, width=width), output)
+    _emit(render(fmt, q, graph, pal, top=top, sort=sort, min_share=min_share, width=width), output)
 
 
 def render(
     fmt: str,
     q: Query,
-    tree: Tree,
+    graph: Tree | FlameGraph,
     pal: Palette,
     *,
     top: int,
@@ -244,14 +247,19 @@ def render(
     min_share: float,
     width: int | None,
 ) -> list[str]:
-    """The output lines of one text format (all but pprof)."""
+    """The output lines of one text format (all but pprof).
+
+    ``table`` and ``json`` tabulate the decoded flame graph as it is; only ``tree`` and
+    ``folded`` build its tree.
+    """
     if fmt == "json":
-        return [dumps_json(table_json(q, tree, top, sort))]
+        return [dumps_json(table_json(q, graph, top, sort))]
     if fmt == "folded":
-        return [_adapt.folded(tree).rstrip("\n")]
+        return [_adapt.folded(_adapt.as_tree(graph)).rstrip("\n")]
     if fmt == "tree":
-        return header_lines(q, tree, pal) + tree_lines(q, tree, min_share / 100, pal)
-    return header_lines(q, tree, pal) + table_lines(q, tree, top, sort, pal, width)
+        tree = _adapt.as_tree(graph)
+        return header_lines(q, graph, pal) + tree_lines(q, tree, min_share / 100, pal)
+    return header_lines(q, graph, pal) + table_lines(q, graph, top, sort, pal, width)
 
 
 class _OutputTarget:
@@ -289,10 +297,10 @@ def _write_pprof(data: bytes, output: str | None, q: Query) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
-def header_lines(q: Query, tree: Tree, pal: Palette) -> list[str]:
+def header_lines(q: Query, graph: Tree | FlameGraph, pal: Palette) -> list[str]:
     """Deployment, service, type, exact UTC window, total, and the share lost to 'other'."""
-    total = tree.total
-    ft = _adapt.function_table(tree)
+    ft = _adapt.function_table(graph)
+    total = ft.total_value
     lines = [
         pal.bold(f"{q.deployment} · {q.service} · {q.profile_type}")
         + pal.dim(f" · {_adapt.describe(q.profile_type)}"),
@@ -322,9 +330,9 @@ def _per_second(value: float, q: Query) -> str:
     return f" = {human_rate(value / secs, q.kind)} on average"
 
 
-def ranked(tree: Tree, sort: str) -> tuple[list[tuple[str, int, int]], int]:
+def ranked(graph: Tree | FlameGraph, sort: str) -> tuple[list[tuple[str, int, int]], int]:
     """``[(name, self, total)]`` ranked by ``sort``, without 'other'; and how many there are."""
-    ft = _adapt.function_table(tree)
+    ft = _adapt.function_table(graph)
     rows = [(name, s, t) for name, s, t in _adapt.function_rows(ft) if name != "other"]
     if sort == "self":
         rows = [r for r in rows if r[1] > 0]
@@ -335,13 +343,13 @@ def ranked(tree: Tree, sort: str) -> tuple[list[tuple[str, int, int]], int]:
 
 
 def table_lines(
-    q: Query, tree: Tree, top: int, sort: str, pal: Palette, width: int | None
+    q: Query, graph: Tree | FlameGraph, top: int, sort: str, pal: Palette, width: int | None
 ) -> list[str]:
     """The ranked function table."""
-    total = tree.total
+    total = _adapt.function_table(graph).total_value
     if not total:
         return []
-    rows, count = ranked(tree, sort)
+    rows, count = ranked(graph, sort)
     show_cores = is_time(q.kind) and q.is_cpu and q.window.seconds > 0
     columns = [Column("#"), Column("SELF"), Column("SELF%")]
     if show_cores:
@@ -364,11 +372,11 @@ def table_lines(
     return lines
 
 
-def table_json(q: Query, tree: Tree, top: int, sort: str) -> dict[str, Any]:
+def table_json(q: Query, graph: Tree | FlameGraph, top: int, sort: str) -> dict[str, Any]:
     """The ranked table as JSON (values in the profile's unit; shares as fractions)."""
-    total = tree.total
-    ft = _adapt.function_table(tree)
-    rows, count = ranked(tree, sort)
+    ft = _adapt.function_table(graph)
+    total = ft.total_value
+    rows, count = ranked(graph, sort)
     secs = q.window.seconds
     functions: list[dict[str, Any]] = []
     for i, (name, self_v, total_v) in enumerate(rows[:top], 1):

@@ -2,10 +2,13 @@
 
 - :class:`QuerierClient` (``client.py``): every ``querier.v1.QuerierService`` method over
   Connect JSON, with retries and error mapping.
+- ``transport.py``: how the bytes travel, and which transport a client gets: pooled httpx
+  (``httpx_transport.py``, the daemon), ``http.client`` (``stdlib_transport.py``, one-shot
+  commands) or the ``access_command`` wrapper.
 - ``auth.py``: credential headers and the ``access_command`` transport.
 - ``models.py``: typed results.
 
-Names are imported on first use, so ``import watcher.querier.models`` does not load httpx.
+Names are imported on first use, and only ``httpx_transport.py`` imports httpx.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@
 =====================  ==============================================================
 
 ``tenant_id`` is always sent as ``X-Scope-OrgID`` (to the wrapper as one more ``-H``).
+Nothing here imports an HTTP library: the wrapper serves every client, whatever its
+socket transport.
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ import base64
 import json
 import os
 import re
-from collections.abc import Generator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 from watcher.errors import AccessCommandError, ResponseTooLarge
+from watcher.querier.transport import BufferedResponse, Transport
 from watcher.redact import redact
 
 if TYPE_CHECKING:
@@ -141,8 +142,8 @@ def tenant_headers(deployment: DeploymentLike) -> dict[str, str]:
     return {"X-Scope-OrgID": deployment.tenant_id} if deployment.tenant_id else {}
 
 
-class DeploymentAuth(httpx.Auth):
-    """An ``httpx.Auth`` that adds the deployment's credential headers at send time.
+class DeploymentAuth:
+    """The deployment's credential headers, made at send time (:meth:`headers`).
 
     Secrets stay in the deployment's ``SecretStr`` fields until a request is sent, so the
     client, its headers and this object never show them in a repr.
@@ -151,9 +152,9 @@ class DeploymentAuth(httpx.Auth):
     def __init__(self, deployment: DeploymentLike) -> None:
         self._deployment = deployment
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers.update(auth_headers(self._deployment))
-        yield request
+    def headers(self) -> dict[str, str]:
+        """The credential headers of one request."""
+        return auth_headers(self._deployment)
 
     def __repr__(self) -> str:
         return f"DeploymentAuth({self._deployment.name!r}, {self._deployment.auth_kind})"
@@ -167,7 +168,7 @@ def _loads(data: bytes) -> Any:
     return orjson.loads(data)
 
 
-class AccessCommandTransport(httpx.BaseTransport):
+class AccessCommandTransport(Transport):
     """Send each request through a curl-compatible wrapper command instead of a socket.
 
     The command line is split with :func:`shlex.split` and run without a shell, so shell
@@ -198,17 +199,20 @@ class AccessCommandTransport(httpx.BaseTransport):
         self._limit = max_response_bytes
         self._secrets = [*secrets, *_command_secrets(self._argv)]
 
+    #: The wrapper takes the request body as an argument: JSON only, never gzipped.
+    json_only = True
+
     def __repr__(self) -> str:
         return f"AccessCommandTransport(program={self._argv[0]!r})"
 
-    def argv(self, request: httpx.Request) -> list[str]:
-        """The exact argument vector run for ``request``."""
-        body = request.read()
-        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+    def argv(self, url: str, body: bytes, headers: Mapping[str, str]) -> list[str]:
+        """The exact argument vector run for a request."""
+        named = {key.lower(): value for key, value in headers.items()}
+        if named.get("content-encoding", "").lower() == "gzip":
             import gzip
 
             body = gzip.decompress(body)
-        content_type = request.headers.get("Content-Type", "application/json")
+        content_type = named.get("content-type", "application/json")
         if not content_type.startswith("application/json"):
             raise AccessCommandError(
                 f"access_command can only send JSON requests, not {content_type}"
@@ -220,14 +224,14 @@ class AccessCommandTransport(httpx.BaseTransport):
             )
         argv = [
             *self._argv,
-            str(request.url),
+            url,
             "-s",
             "-X",
             "POST",
             "-H",
             "Content-Type: application/json",
         ]
-        tenant = request.headers.get("X-Scope-OrgID")
+        tenant = named.get("x-scope-orgid")
         if tenant:
             argv += ["-H", f"X-Scope-OrgID: {tenant}"]
         argv += ["-d", body.decode("utf-8")]
@@ -242,11 +246,12 @@ class AccessCommandTransport(httpx.BaseTransport):
             message += f"; stderr: {text}"
         return AccessCommandError(redact(message, self._secrets))
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> BufferedResponse:
+        """Run the wrapper for one request; its stdout is the body of the answer."""
         import subprocess
         import threading
 
-        argv = self.argv(request)
+        argv = self.argv(url, body, headers)
         program = self._argv[0]
         try:
             proc = subprocess.Popen(  # an argument list: never a shell
@@ -321,12 +326,7 @@ class AccessCommandTransport(httpx.BaseTransport):
         status = 200
         if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
             status = CONNECT_CODE_STATUS.get(parsed["code"], 200)
-        return httpx.Response(
-            status,
-            headers={"Content-Type": "application/json"},
-            content=body,
-            request=request,
-        )
+        return BufferedResponse(status, {"Content-Type": "application/json"}, body)
 
 
 _SECRET_OPTION = re.compile(

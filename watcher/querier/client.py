@@ -1,10 +1,16 @@
-"""``QuerierClient``: the Pyroscope ``querier.v1.QuerierService`` over Connect JSON and httpx.
+"""``QuerierClient``: the Pyroscope ``querier.v1.QuerierService`` over Connect JSON.
 
 Every RPC is a unary ``POST {url}/querier.v1.QuerierService/{Method}``. Requests are JSON
 with int64 values as strings (``SelectMergeProfile`` is sent as ``application/proto`` and
 answers raw pprof bytes). Each request carries ``Connect-Protocol-Version: 1``, the
 ``Accept: */*;allow-utf8-labelnames=true`` capability, ``Accept-Encoding: gzip`` and the
 deployment's credentials; bodies above ``gzip_threshold`` bytes are gzipped.
+
+The bytes travel through a :class:`~watcher.querier.transport.Transport`: pooled httpx
+connections by default (``http="httpx"``, for the daemon), ``http.client`` for one-shot
+commands (``http="stdlib"``, which import much faster), or the deployment's
+``access_command`` wrapper. Everything below happens here, above the transport, so it is
+the same whichever carries the bytes.
 
 Errors (all from :mod:`watcher.errors`):
 
@@ -27,19 +33,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import random
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
-
-import httpx
 
 from watcher import __version__
 from watcher.errors import (
@@ -50,16 +52,21 @@ from watcher.errors import (
     ResponseTooLarge,
 )
 from watcher.profiletypes import resolve_profile_type
-from watcher.querier.auth import (
-    AccessCommandTransport,
-    DeploymentAuth,
-    DeploymentLike,
-    tenant_headers,
+from watcher.querier.auth import DeploymentAuth, DeploymentLike, tenant_headers
+from watcher.querier.transport import (
+    MAX_CONNECTIONS,
+    HttpKind,
+    Response,
+    Transport,
+    TransportFailure,
+    open_transport,
 )
 from watcher.redact import redact, redact_url
 from watcher.times import TimeRange
 
 if TYPE_CHECKING:
+    import httpx
+
     from watcher.flamegraph import FlameGraph, FlameGraphDiff, Tree
     from watcher.querier.models import (
         ProfileStats,
@@ -74,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCEPT",
+    "MAX_CONNECTIONS",
     "SERVICE",
     "Format",
     "QuerierClient",
@@ -107,11 +115,6 @@ _STATUS_CODES: dict[int, str] = {
 _PPROF_FORMAT = 4  # PROFILE_FORMAT_PPROF, sent as a number: old servers keep unknown numbers
 _METHOD = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_.]*/)?[A-Za-z_][A-Za-z0-9_]*")
 _ERROR_BODY_LIMIT = 64 * 1024
-#: Connections a client keeps, open and idle alike. The daemon runs up to ``[watcher]
-#: concurrency`` queries at once through one client; with fewer idle connections kept than
-#: that (httpx keeps 20), most requests beyond the 20th open a new connection (and a TLS
-#: handshake) and leave one in TIME_WAIT. Idle connections still close after 5 s.
-MAX_CONNECTIONS = 100
 
 
 def status_code(status: int) -> str:
@@ -197,25 +200,6 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-@functools.lru_cache(maxsize=8)
-def _ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    """One TLS context per setting and process: loading a CA bundle takes a while."""
-    if ca_file is not None and verify:
-        return ssl.create_default_context(cafile=ca_file)
-    return httpx.create_ssl_context(verify=verify)
-
-
-@functools.lru_cache(maxsize=1)
-def _no_tls_context() -> ssl.SSLContext:
-    """The context of a client whose base URL is ``http://``: no CA bundle is loaded.
-
-    Such a client never starts TLS with its server (redirects are not followed), so loading
-    the CA bundle (tens of milliseconds) would be wasted. Should TLS happen all the same, it
-    fails: the context requires a verified certificate and trusts none.
-    """
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
 def _loads(data: bytes) -> Any:
     try:
         import orjson
@@ -246,8 +230,12 @@ class QuerierClient:
 
     :param deployment: a :class:`~watcher.config.Deployment` (or any
         :class:`~watcher.querier.auth.DeploymentLike`), or a base URL.
-    :param transport: an ``httpx`` transport (tests); by default a socket transport, or the
-        :class:`~watcher.querier.auth.AccessCommandTransport` when ``access_command`` is set.
+    :param transport: a :class:`~watcher.querier.transport.Transport`, or an ``httpx``
+        transport to send through (tests); by default the one ``http`` names, or the
+        :class:`~watcher.querier.auth.AccessCommandTransport` when ``access_command`` is set
+        (see :func:`~watcher.querier.transport.open_transport`).
+    :param http: ``httpx`` (pooled connections: the daemon, anything long-running) or
+        ``stdlib`` (``http.client``: one-shot commands, which it starts much faster).
     :param retry: the :class:`RetryPolicy`.
     :param on_retry: called with a :class:`~watcher.querier.models.RetryEvent` before each wait.
     :param sleep: how to wait (injected by tests).
@@ -258,7 +246,8 @@ class QuerierClient:
         self,
         deployment: DeploymentLike | str,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: Transport | httpx.BaseTransport | None = None,
+        http: HttpKind = "httpx",
         retry: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
         sleep: Callable[[float], object] = time.sleep,
@@ -275,46 +264,25 @@ class QuerierClient:
         self._base = deployment.url.rstrip("/")
         self._limit = deployment.max_response_bytes
         self._secrets = deployment.secret_values()
-        if transport is None and deployment.access_command is not None:
-            transport = AccessCommandTransport(
-                deployment.access_command,
-                timeout=deployment.timeout,
-                max_response_bytes=deployment.max_response_bytes,
-                secrets=self._secrets,
-            )
+        self._transport = open_transport(deployment, http, transport)
         #: The wrapper speaks JSON only and sends bodies as arguments: no proto, no gzip.
-        self._json_only = isinstance(transport, AccessCommandTransport)
+        self._json_only = self._transport.json_only
         self._gzip_threshold = None if self._json_only else gzip_threshold
-        if self._base.lower().startswith("http://"):
-            verify = _no_tls_context()
-        else:
-            verify = _ssl_context(
-                deployment.verify_tls, str(deployment.ca_file) if deployment.ca_file else None
-            )
-        headers = {
+        self._headers = {
             "Accept": ACCEPT,
             "Accept-Encoding": "gzip",
             "Connect-Protocol-Version": "1",
             "User-Agent": f"pyrowatch/{__version__}",
             **tenant_headers(deployment),
         }
-        self._http = httpx.Client(
-            transport=transport,
-            verify=verify,
-            timeout=httpx.Timeout(deployment.timeout),
-            headers=headers,
-            auth=DeploymentAuth(deployment),
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            ),
-        )
+        #: Credentials are added to each request as it is sent, never kept in headers.
+        self._auth = DeploymentAuth(deployment)
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Close the connections."""
+        self._transport.close()
 
     def __enter__(self) -> QuerierClient:
         return self
@@ -345,7 +313,7 @@ class QuerierClient:
         """POST ``body`` with retries; the (decompressed) response body of a 2xx answer."""
         url = self.url(method)
         name = method.rsplit("/", 1)[-1]
-        headers = {"Content-Type": content_type}
+        headers = {**self._headers, "Content-Type": content_type}
         if self._gzip_threshold is not None and len(body) > self._gzip_threshold:
             import gzip
 
@@ -380,43 +348,14 @@ class QuerierClient:
     def _send_once(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> bytes:
         shown = redact_url(url)
         try:
-            with self._http.stream("POST", url, content=body, headers=headers) as response:
-                if response.is_success:
+            sent = {**headers, **self._auth.headers()}
+            with self._transport.post(url, body, sent) as response:
+                if 200 <= response.status < 300:
                     return self._read(method, response, self._limit)
                 content = self._read(method, response, min(self._limit, _ERROR_BODY_LIMIT), True)
                 error = self._error(method, response, content)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            reason = _reason(exc)
-            if "CERTIFICATE_VERIFY_FAILED" in reason or "WRONG_VERSION_NUMBER" in reason:
-                raise QuerierUnavailable(  # a TLS problem: another attempt cannot help
-                    f"{method}: TLS handshake with {shown} failed: {reason}; check the URL's "
-                    "scheme, or the deployment's ca_file/verify_tls",
-                    url=shown,
-                ) from exc
-            err = QuerierUnavailable(
-                f"{method}: cannot connect to {shown}: {reason}",
-                url=shown,
-                timeout=isinstance(exc, httpx.ConnectTimeout),
-            )
-            raise _Retryable(err, reason) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            reason = _reason(exc)
-            err = QuerierUnavailable(f"{method}: connection to {shown} failed: {reason}", url=shown)
-            raise _Retryable(err, reason) from exc
-        except httpx.TimeoutException as exc:
-            raise QuerierUnavailable(
-                f"{method}: no answer from {shown} within {self.deployment.timeout:g}s "
-                "(the deployment's timeout)",
-                url=shown,
-                timeout=True,
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise DecodeError(f"{method}: the response body could not be decompressed") from exc
-        except httpx.TransportError as exc:
-            raise QuerierUnavailable(
-                f"{method}: request to {shown} failed: {redact(_reason(exc), self._secrets)}",
-                url=shown,
-            ) from exc
+        except TransportFailure as exc:
+            raise self._failure(method, shown, exc) from exc
         if error.status in self.retry.statuses:
             raise _Retryable(
                 error,
@@ -426,16 +365,45 @@ class QuerierClient:
             )
         raise error
 
-    def _read(
-        self, method: str, response: httpx.Response, limit: int, truncate: bool = False
-    ) -> bytes:
+    def _failure(self, method: str, shown: str, exc: TransportFailure) -> Exception:
+        """The error (or :class:`_Retryable`) of a failure below HTTP."""
+        reason = _reason(exc.reason)
+        if exc.kind == "connect":
+            if "CERTIFICATE_VERIFY_FAILED" in reason or "WRONG_VERSION_NUMBER" in reason:
+                return QuerierUnavailable(  # a TLS problem: another attempt cannot help
+                    f"{method}: TLS handshake with {shown} failed: {reason}; check the URL's "
+                    "scheme, or the deployment's ca_file/verify_tls",
+                    url=shown,
+                )
+            err = QuerierUnavailable(
+                f"{method}: cannot connect to {shown}: {reason}", url=shown, timeout=exc.timeout
+            )
+            return _Retryable(err, reason)
+        if exc.kind == "broken":
+            err = QuerierUnavailable(f"{method}: connection to {shown} failed: {reason}", url=shown)
+            return _Retryable(err, reason)
+        if exc.kind == "timeout":
+            # not retried: a query that took too long once would take too long again
+            return QuerierUnavailable(
+                f"{method}: no answer from {shown} within {self.deployment.timeout:g}s "
+                "(the deployment's timeout)",
+                url=shown,
+                timeout=True,
+            )
+        if exc.kind == "decoding":
+            return DecodeError(f"{method}: the response body could not be decompressed")
+        return QuerierUnavailable(
+            f"{method}: request to {shown} failed: {redact(reason, self._secrets)}", url=shown
+        )
+
+    def _read(self, method: str, response: Response, limit: int, truncate: bool = False) -> bytes:
         """The decoded body, counted while it streams; over ``limit`` it is refused."""
-        length = response.headers.get("Content-Length")
-        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        length = response.header("Content-Length")
+        encoded = (response.header("Content-Encoding") or "identity").lower() != "identity"
         if not truncate and length and length.isdigit() and not encoded and int(length) > limit:
             raise self._too_large(method, limit)
         buffer = bytearray()
-        for chunk in response.iter_bytes():
+        for chunk in response.chunks():
             buffer += chunk
             if len(buffer) > limit:
                 if truncate:
@@ -450,9 +418,9 @@ class QuerierClient:
             "selector, max_nodes) or raise the limit"
         )
 
-    def _error(self, method: str, response: httpx.Response, content: bytes) -> QuerierResponseError:
-        status = response.status_code
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    def _error(self, method: str, response: Response, content: bytes) -> QuerierResponseError:
+        status = response.status
+        retry_after = parse_retry_after(response.header("Retry-After"))
         code: str | None = None
         message = ""
         try:
@@ -464,20 +432,20 @@ class QuerierClient:
             message = str(data.get("message") or "")
         if code is None:
             code = status_code(status)
-            content_type = response.headers.get("Content-Type", "")
+            content_type = response.header("Content-Type") or ""
             if 300 <= status < 400:
-                location = redact_url(response.headers.get("Location", "") or "?")
+                location = redact_url(response.header("Location") or "?")
                 message = (
                     f"redirected to {location}; check the URL and the credentials "
                     "(a login page or a proxy in the way?)"
                 )
             elif "html" in content_type or content.lstrip()[:1] == b"<":
                 message = (
-                    f"HTTP {status} {response.reason_phrase} with an HTML page "
+                    f"HTTP {status} {response.reason} with an HTML page "
                     "(a proxy or a login page in the way?)"
                 )
             else:
-                message = _excerpt(content) or response.reason_phrase
+                message = _excerpt(content) or response.reason
         return QuerierResponseError(
             code=code,
             message=redact(message, self._secrets),
@@ -784,12 +752,13 @@ class QuerierClient:
 # --------------------------------------------------------------------------- helpers
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
+def _reason(text: str) -> str:
+    """A failure's reason without the ``[Errno N]`` prefix."""
+    text = text.strip()
     match = re.search(r"\[Errno -?\d+\]\s*(.+)", text)
     if match:
         text = match.group(1)
-    return text or type(exc).__name__
+    return text or "unknown error"
 
 
 def _object(value: object, what: str) -> Mapping[str, Any]:

@@ -1,0 +1,199 @@
+"""``StdlibTransport``: the standard library's ``http.client``, for one-shot commands.
+
+A command line run makes one to a few requests and exits, so a connection pool buys
+nothing, while importing httpx (with httpcore, h11 and their dependencies) takes several
+times as long as ``http.client``. This transport keeps one keep-alive connection per
+server for the life of the client, builds its TLS context (``https://`` only) with
+:func:`~watcher.querier.transport.tls_context`, never follows redirects, applies the
+deployment's timeout to connecting and to every read, and undoes ``gzip`` and ``deflate``
+response encodings while the body streams, in bounded pieces, so the client's size limit
+also stops a compression bomb.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import zlib
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from watcher.querier.transport import Transport, TransportFailure, tls_context
+
+if TYPE_CHECKING:
+    from watcher.querier.auth import DeploymentLike
+
+__all__ = ["StdlibTransport"]
+
+_READ = 64 * 1024
+#: Largest piece of decompressed body produced at once.
+_PIECE = 1024 * 1024
+#: A kept connection the server closed in the meantime fails like this when reused.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
+
+
+class StdlibTransport(Transport):
+    """``http.client`` connections to one deployment (see the module's description)."""
+
+    def __init__(self, deployment: DeploymentLike) -> None:
+        self._timeout = deployment.timeout
+        self._verify = deployment.verify_tls
+        self._ca_file = str(deployment.ca_file) if deployment.ca_file else None
+        self._connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
+
+    def __repr__(self) -> str:
+        return "StdlibTransport()"
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+    def _connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
+        key = (scheme, host, port)
+        connection = self._connections.get(key)
+        if connection is None:
+            if scheme == "https":
+                context = tls_context(self._verify, self._ca_file)
+                connection = http.client.HTTPSConnection(
+                    host, port, timeout=self._timeout, context=context
+                )
+            elif scheme == "http":
+                connection = http.client.HTTPConnection(host, port, timeout=self._timeout)
+            else:
+                raise TransportFailure("other", f"unsupported URL scheme {scheme!r}")
+            self._connections[key] = connection
+        return connection
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> _StdlibResponse:
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise TransportFailure("other", f"invalid URL: {exc}") from None
+        host = parts.hostname or ""
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = self._connection(parts.scheme.lower(), host, port)
+        for attempt in (1, 2):
+            reused = connection.sock is not None
+            if not reused:
+                _connect(connection)
+            try:
+                connection.request("POST", target, body=body, headers=dict(headers))
+                response = connection.getresponse()
+            except _STALE as exc:
+                connection.close()
+                if reused and attempt == 1:
+                    continue  # the server closed the kept connection: once more on a new one
+                raise TransportFailure("broken", _reason(exc)) from exc
+            except TimeoutError as exc:
+                connection.close()
+                raise TransportFailure("timeout", _reason(exc)) from exc
+            except (http.client.HTTPException, OSError) as exc:
+                connection.close()
+                raise TransportFailure("broken", _reason(exc)) from exc
+            return _StdlibResponse(connection, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connect(connection: http.client.HTTPConnection) -> None:
+    """Open the connection (TCP and, for https, the TLS handshake)."""
+    try:
+        connection.connect()
+    except TimeoutError as exc:
+        connection.close()
+        raise TransportFailure("connect", _reason(exc) or "timed out", timeout=True) from exc
+    except (OSError, ssl.SSLError, socket.gaierror) as exc:
+        connection.close()
+        raise TransportFailure("connect", _reason(exc)) from exc
+
+
+class _StdlibResponse:
+    """A response of :class:`StdlibTransport`; leaving it unread closes its connection."""
+
+    def __init__(
+        self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ) -> None:
+        self._connection = connection
+        self._response = response
+        self.status = response.status
+        self.reason = response.reason or ""
+
+    def header(self, name: str) -> str | None:
+        return self._response.getheader(name)
+
+    def chunks(self) -> Iterator[bytes]:
+        decoders = _decoders(self.header("Content-Encoding"))
+        received = 0
+        try:
+            while True:
+                try:
+                    data = self._response.read(_READ)
+                except TimeoutError as exc:
+                    raise TransportFailure("timeout", _reason(exc)) from exc
+                except (http.client.HTTPException, OSError) as exc:
+                    raise TransportFailure("broken", _reason(exc)) from exc
+                if not data:
+                    break
+                received += len(data)
+                yield from _decode(decoders, data)
+            expected = self._response.length  # what Content-Length promised is still owed
+            if expected:
+                raise TransportFailure(
+                    "broken",
+                    "peer closed connection without sending complete message body "
+                    f"(received {received} bytes, expected {received + expected})",
+                )
+            for index, decoder in enumerate(decoders):
+                tail = decoder.flush()
+                if tail:
+                    yield from _decode(decoders[index + 1 :], tail)
+        except zlib.error as exc:
+            raise TransportFailure("decoding", _reason(exc)) from exc
+
+    def __enter__(self) -> _StdlibResponse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None or not self._response.isclosed() or self._response.will_close:
+            # a body left unread (or a failure) leaves the connection in an unknown state
+            self._response.close()
+            self._connection.close()
+
+
+def _decoders(encoding: str | None) -> list[zlib._Decompress]:
+    """Decompressors undoing ``Content-Encoding`` (applied last first); others pass as is."""
+    decoders: list[zlib._Decompress] = []
+    for value in reversed([v.strip().lower() for v in (encoding or "").split(",")]):
+        if value in ("gzip", "x-gzip"):
+            decoders.append(zlib.decompressobj(16 + zlib.MAX_WBITS))
+        elif value == "deflate":
+            decoders.append(zlib.decompressobj())
+    return decoders
+
+
+def _decode(decoders: list[zlib._Decompress], data: bytes) -> Iterator[bytes]:
+    """``data`` through ``decoders``, in pieces of at most ``_PIECE`` bytes."""
+    if not decoders:
+        yield data
+        return
+    first, rest = decoders[0], decoders[1:]
+    piece = first.decompress(data, _PIECE)
+    while True:
+        if piece:
+            yield from _decode(rest, piece)
+        if not first.unconsumed_tail:
+            return
+        piece = first.decompress(first.unconsumed_tail, _PIECE)
