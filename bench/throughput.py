@@ -2,10 +2,13 @@
 
 The sandbox runs in its own process (``python -m watcher.sandbox``), so its memory and most
 of its CPU are not the daemon's. It is loaded through its control API (``/_sandbox/stacks``)
-with one small profile per pair and window: 30 stacks over a pool of 60 functions, so the
-sandbox's answer is cheap and the measurement is of the daemon. One pair in
+with one small profile per pair and window (current, previous, each baseline, and each
+baseline of the previous window): 30 stacks over a pool of 60 functions, so the sandbox's
+answer is cheap and the measurement is of the daemon. A quiet pair costs one query per
+window it compares (current and baselines: 3 with the default ``-1d,-6d``); one pair in
 ``--regressed-every`` gets a +60 % function in its current and previous windows, so the run
-also does what a finding costs (version lookups, a regression committed). Every
+also does what a finding costs (the previous window and its own baselines, version
+lookups, a regression committed). Every
 ``SelectMergeStacktraces`` and ``LabelValues`` request waits ``--latency`` seconds first
 (``/_sandbox/faults``), as a remote Pyroscope would.
 
@@ -31,7 +34,7 @@ runs one extra 1,000-pair cycle under cProfile (every pool thread included) and 
 top N functions; wall-clock waits in threads dominate it, so read own times.
 
 Run: ``python bench/throughput.py [--pairs 100,1000,5000] [--concurrency 8,16,32,64]
-[--latency 0.05] [--types 2] [--baselines=-1d] [--shards 1] [--repeat 1] [--profile N]``.
+[--latency 0.05] [--types 2] [--baselines=-1d,-6d] [--shards 1] [--repeat 1] [--profile N]``.
 Goal (issue 7, goal 4): one cycle over 1,000 pairs (3 queries each) with 50 ms injected
 latency in under 30 s with bounded concurrency, and the daemon's peak RSS under 300 MB.
 """
@@ -103,8 +106,15 @@ def service_stacks(index: int, pool: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def window_starts(scheduled_at: datetime, baselines: Sequence[timedelta]) -> list[datetime]:
+    """Current, previous, the baselines, then the previous window's own baselines."""
     current = scheduled_at - WINDOW
-    return [current, current - WINDOW, *(current + offset for offset in baselines)]
+    previous = current - WINDOW
+    return [
+        current,
+        previous,
+        *(current + offset for offset in baselines),
+        *(previous + offset for offset in baselines),
+    ]
 
 
 def records(
@@ -555,7 +565,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--types", type=int, choices=(1, 2), default=2, help="profile types")
     parser.add_argument(
-        "--baselines", default="-1d", help="baseline offsets (-1d = 3 queries a pair)"
+        "--baselines",
+        default="-1d,-6d",
+        help="baseline offsets (the watch default -1d,-6d: 3 queries a quiet pair)",
     )
     parser.add_argument("--regressed-every", type=int, default=100, help="0 = no regression")
     parser.add_argument(

@@ -34,6 +34,9 @@ The file may be shared with other tools: top-level tables other than ``[pyroscop
     [watcher]
     database_url = "sqlite:///var/lib/pyrowatch/pyrowatch.db"
     listen = "127.0.0.1:9465"
+    # grafana_url = "https://grafana.example.com"   # alert links open Profiles Drilldown
+    # grafana_datasource_uid = "pyroscope-prod"      # its Pyroscope data source (optional)
+    # pyroscope_ui_url = "https://pyroscope.example.com"   # Pyroscope UI diff links
 
     [[watcher.watch]]
     name = "checkout-cpu"
@@ -95,6 +98,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -613,6 +617,10 @@ class WatcherSettings(BaseModel):
     listen: str = "127.0.0.1:9465"
     public_url: OptStr = None
     pyroscope_ui_url: OptStr = None
+    #: Grafana base URL: alert links open Grafana Profiles Drilldown there.
+    grafana_url: OptStr = None
+    #: UID of the Pyroscope data source in Grafana (default: Grafana's choice).
+    grafana_datasource_uid: OptStr = None
     concurrency: int = Field(default=32, ge=1)
     retention: Duration = timedelta(days=30)
     sample_rate_hz: float = Field(default=100.0, gt=0, allow_inf_nan=False)
@@ -633,10 +641,24 @@ class WatcherSettings(BaseModel):
         _split_listen(value)
         return value
 
-    @field_validator("public_url", "pyroscope_ui_url")
+    @field_validator("public_url", "pyroscope_ui_url", "grafana_url")
     @classmethod
     def _valid_urls(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value).rstrip("/")
+
+    @field_validator("grafana_datasource_uid")
+    @classmethod
+    def _valid_datasource_uid(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+            raise ValueError(
+                "expected a Grafana data source UID (up to 40 letters, digits, '-' and '_'), "
+                f"got {value!r}"
+            )
+        if info.data.get("grafana_url", "") is None:
+            raise ValueError("set grafana_url too: the data source UID is only used in its links")
+        return value
 
     @field_validator("retention")
     @classmethod

@@ -78,6 +78,7 @@ class ConfigWriter:
         extra_watcher: Mapping[str, Any] | None = None,
         schedule: str = "*/15 * * * *",
         name: str = "shop",
+        baselines: Sequence[str] = ("-1d",),
     ) -> Path:
         def value(v: Any) -> str:
             if isinstance(v, bool):
@@ -104,7 +105,7 @@ class ConfigWriter:
             f"profile_types = {value(list(profile_types))}",
             f"schedule = {value(schedule)}",
             'window = "1h"',
-            'baselines = ["-1d"]',
+            f"baselines = {value(list(baselines))}",
             f"alerts = {value(names)}",
         ]
         for channel in self.channels:

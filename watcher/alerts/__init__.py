@@ -21,7 +21,14 @@ from .base import (
     Payload,
 )
 from .dedup import NotifyReason, should_notify
-from .links import build_links, comparison_url, flamegraph_url, pyroscope_query
+from .links import (
+    build_links,
+    comparison_url,
+    drilldown_diff_url,
+    drilldown_flamegraph_url,
+    flamegraph_url,
+    pyroscope_query,
+)
 from .slack import SlackNotifier, validate_slack_payload
 from .webhook import WebhookNotifier
 
@@ -43,6 +50,8 @@ __all__ = [
     "build_links",
     "build_notifier",
     "comparison_url",
+    "drilldown_diff_url",
+    "drilldown_flamegraph_url",
     "flamegraph_url",
     "pyroscope_query",
     "should_notify",

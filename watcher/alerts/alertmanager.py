@@ -3,7 +3,10 @@
 The body is a list of alerts, one per finding::
 
     [{"labels": {...}, "annotations": {...}, "startsAt": "...", "endsAt": "...",
-      "generatorURL": "<Pyroscope diff link>"}]
+      "generatorURL": "<diff link>"}]
+
+``generatorURL`` is the group's primary link (:attr:`.AlertLinks.primary`): the Grafana
+Profiles Drilldown diff when ``grafana_url`` is set, else the Pyroscope UI diff.
 
 Labels and annotations are the webhook channel's (:func:`.webhook.alert_labels`). Alertmanager
 expires an alert at ``endsAt``, so while a regression is open it must be re-sent every cycle:
@@ -36,7 +39,7 @@ def alertmanager_payload(group: AlertGroup, *, now: datetime) -> list[dict[str, 
         ends = now + EXPIRY_CYCLES * group.cycle
     else:
         ends = group.resolved_at or now
-    generator = group.links.diff or group.links.flamegraph
+    generator = group.links.primary
     alerts: list[dict[str, Any]] = []
     for finding in group.ranked_findings:
         # Alertmanager refuses an alert that ends before it starts.

@@ -87,12 +87,23 @@ class ChannelConfig(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AlertLinks:
-    """Where a reader goes next; every URL is credential-free (see :mod:`.links`)."""
+    """Where a reader goes next; every URL is credential-free (see :mod:`.links`).
+
+    ``drilldown`` is the Grafana Profiles Drilldown diff, ``diff`` the Pyroscope UI diff,
+    ``flamegraph`` the current window's flame graph (in Drilldown when Grafana is set up).
+    """
 
     diff: str | None = None
     flamegraph: str | None = None
     runbook: str | None = None
     silence: str | None = None
+    drilldown: str | None = None
+
+    @property
+    def primary(self) -> str | None:
+        """The link an alert leads with (``generatorURL``): the first diff, else the flame
+        graph."""
+        return self.drilldown or self.diff or self.flamegraph
 
 
 @dataclass(frozen=True, slots=True)

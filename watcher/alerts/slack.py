@@ -8,7 +8,8 @@ One message per alert group (a service's findings in one run). Layout::
     section*   the worst findings, several per section               (<= 3,000 chars each)
     context    "+N more findings not shown ..." when some did not fit
     context    baselines, statistics, watch
-    section    links: diff in Pyroscope, flame graph, runbook, silence
+    section    links: diff in Grafana (Drilldown), diff in Pyroscope, flame graph,
+               runbook, silence
 
 The top-level ``text`` is always set: mobile push notifications show only it. The whole
 payload stays under :data:`PAYLOAD_BUDGET` characters of JSON (Slack refuses messages
@@ -266,6 +267,7 @@ def _context(group: AlertGroup) -> dict[str, Any] | None:
 
 def _links(group: AlertGroup) -> dict[str, Any] | None:
     candidates = [
+        (group.links.drilldown, "Compare in Grafana"),
         (group.links.diff, "Compare in Pyroscope"),
         (group.links.flamegraph, "Flame graph"),
         (group.links.runbook, "Runbook"),

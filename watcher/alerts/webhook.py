@@ -17,10 +17,11 @@ custom bots) take these unchanged. One POST per alert group::
         "status": "firing",
         "labels": {"alertname": "ProfileRegression", "service_name", "profile_type",
                    "function", "kind", "severity", ...},
-        "annotations": {"summary", "description", "diff_url", "flamegraph_url", ...},
+        "annotations": {"summary", "description", "drilldown_url", "diff_url",
+                        "flamegraph_url", ...},
         "startsAt": "2024-05-01T12:00:00Z",
         "endsAt": "0001-01-01T00:00:00Z",       # resolution time once resolved
-        "generatorURL": "<Pyroscope diff link>",
+        "generatorURL": "<Drilldown diff, else Pyroscope diff link>",
         "fingerprint": "<sha256 of service|profile_type|function|kind>"
       }]
     }
@@ -80,6 +81,7 @@ def alert_annotations(group: AlertGroup, finding: Finding) -> dict[str, str]:
         annotations["function"] = finding.function
     links = group.links
     for key, url in (
+        ("drilldown_url", links.drilldown),
         ("diff_url", links.diff),
         ("flamegraph_url", links.flamegraph),
         ("runbook_url", links.runbook),
@@ -117,7 +119,7 @@ def webhook_payload(group: AlertGroup, *, receiver: str, max_alerts: int = 0) ->
                 "annotations": alert_annotations(group, finding),
                 "startsAt": _format.rfc3339(group.started_at(finding)),
                 "endsAt": ends,
-                "generatorURL": group.links.diff or group.links.flamegraph or "",
+                "generatorURL": group.links.primary or "",
                 "fingerprint": finding.fingerprint,
             }
         )

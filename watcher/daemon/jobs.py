@@ -10,11 +10,19 @@ tests all call. For a watch and a scheduled time ``t`` (the end of the current w
 3. **Claim** each service x profile type pair for ``t``; a pair another replica claimed
    is left to it, so every pair is evaluated once per scheduled time.
 4. **Evaluate** claimed pairs on a bounded thread pool (``[watcher] concurrency``): the
-   current window, the previous one and each baseline window (same length, shifted by
-   each ``baselines`` offset) as trees (``max_nodes`` from settings); function tables; a
-   warning when more than 1 % of a window was truncated; a top-frame snapshot; detection
-   (:func:`watcher.analysis.detect.detect`) with the watch's thresholds and the caller
-   graph; when something is found, the ``version`` label of every window for attribution.
+   current window and each baseline window (same length, shifted by each ``baselines``
+   offset) as trees (``max_nodes`` from settings); function tables; a top-frame snapshot;
+   detection (:func:`watcher.analysis.detect.detect`) with the watch's thresholds and the
+   caller graph. The previous window is fetched only when that pass has a candidate (a
+   finding or a cost shift) or the pair has open regressions (resolving one needs the
+   previous window's shares); the previous window's own baselines (the previous window
+   shifted by each offset) only when there is a candidate, which is then confirmed by
+   running detection again with both (persistence compares the previous window with the
+   same hour of earlier days, not with the current window's baselines). So a quiet pair
+   costs ``1 + len(baselines)`` queries, a pair with a candidate up to
+   ``2 + 2 * len(baselines)``. A warning is recorded when more than 1 % of a window was
+   truncated or a baseline window is empty. When something is found, the ``version``
+   label of the current, previous and baseline windows is looked up for attribution.
    A failing pair is recorded with its (redacted) error and never stops the others.
 5. **Store** the snapshots of all pairs in one batch.
 6. **Commit and enqueue**, per pair, in one transaction: regressions are opened or
@@ -42,7 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 from watcher.errors import StoreError, WatcherError
 from watcher.findings import Finding, FindingKind
 from watcher.log import get_logger
-from watcher.times import TimeRange
+from watcher.times import TimeRange, format_duration
 
 if TYPE_CHECKING:
     from watcher.alerts import AlertGroup, AlertStatus
@@ -79,6 +87,9 @@ TRUNCATION_WARNING = 0.01
 RESOLVE_TOLERANCE = 0.10
 #: Glob characters that make a ``services`` entry a pattern rather than a name.
 _GLOB = frozenset("*?[")
+#: How detection's note about a missing previous window begins; dropped when the previous
+#: window was left out because nothing needed persistence.
+_NO_PREVIOUS = "no previous window"
 
 log = get_logger("watcher.run")
 
@@ -140,19 +151,23 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True)
 class Windows:
-    """The windows of one run: current ``[t - w, t]``, previous, and the baselines."""
+    """The windows of one run: current ``[t - w, t]``, previous, the baselines, and the
+    previous window's own baselines (the previous window shifted by each offset)."""
 
     current: TimeRange
     previous: TimeRange
     baselines: tuple[TimeRange, ...]
+    previous_baselines: tuple[TimeRange, ...] = ()
 
     @classmethod
     def of(cls, watch: WatchConfig, scheduled_at: datetime) -> Windows:
         current = TimeRange(scheduled_at - watch.window, scheduled_at)
+        previous = current.shifted(-watch.window)
         return cls(
             current=current,
-            previous=current.shifted(-watch.window),
+            previous=previous,
             baselines=tuple(current.shifted(offset) for offset in watch.baselines),
+            previous_baselines=tuple(previous.shifted(offset) for offset in watch.baselines),
         )
 
 
@@ -172,7 +187,8 @@ class _Evaluation:
     #: ``(function, kind) -> (current share, previous share)`` of the open regressions of
     #: the pair (the tables themselves are dropped once evaluated: a run may hold many pairs).
     shares: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    #: Whether both the current and the previous window hold data.
+    #: Whether both the current and the previous window hold data (``False`` when the
+    #: previous window was not needed, so not fetched).
     comparable: bool = False
     result: DetectionResult | None = None
     snapshot: SnapshotInput | None = None
@@ -267,23 +283,8 @@ class _Pair:
             ev.status = "skipped"
             ev.error = "no data for this profile type in the current window"
             return
-        previous = FunctionTable.from_tree(self.tree(windows.previous))
         baselines = [FunctionTable.from_tree(self.tree(rng)) for rng in windows.baselines]
-        ev.comparable = previous.total_value > 0
-        for function, kind in self.watched:
-            if kind in ("self", "total"):
-                value_kind = cast(Any, kind)
-                ev.shares[(function, kind)] = (
-                    current.share(function, value_kind),
-                    previous.share(function, value_kind),
-                )
-        for label, table in self._labelled(current, previous, baselines):
-            if table.truncated_share > TRUNCATION_WARNING:
-                ev.warnings.append(
-                    f"{table.truncated_share:.1%} of the {label} window was truncated into "
-                    f"'other' (max_nodes={self.app.settings.watcher.max_nodes}); raise "
-                    "[watcher] max_nodes for exact results"
-                )
+        labelled = [("current", current), *zip(self._baseline_labels(""), baselines, strict=True)]
         if any(b.total_value <= 0 for b in baselines):
             ev.warnings.append("a baseline window holds no data: nothing can be compared to it")
         ev.snapshot = self._snapshot(current)
@@ -304,14 +305,78 @@ class _Pair:
             labels=_selector_labels(watch.selector),
         )
         parents = parents_from_stacks(stack for stack, _ in current_tree.stacks())
-        result = detect(
-            current,
-            baselines,
-            previous=previous,
-            thresholds=thresholds,
-            context=context,
-            parents=parents,
-        )
+        previous: FunctionTable | None = None
+        previous_baselines: list[FunctionTable] | None = None
+
+        def run(
+            context: DetectionContext,
+            previous: FunctionTable | None = None,
+            previous_baselines: Sequence[FunctionTable] | None = None,
+        ) -> DetectionResult:
+            return detect(
+                current,
+                baselines,
+                previous=previous,
+                previous_baselines=previous_baselines,
+                thresholds=thresholds,
+                context=context,
+                parents=parents,
+            )
+
+        # Without the previous window every candidate comes out as a finding, so this pass
+        # tells whether the persistence check (and its queries) is needed at all.
+        result = run(context)
+        candidates = bool(result.findings or result.cost_shifts)
+        if candidates or self.watched:
+            previous = FunctionTable.from_tree(self.tree(windows.previous))
+            labelled.append(("previous", previous))
+            ev.comparable = previous.total_value > 0
+            for function, kind in self.watched:
+                if kind in ("self", "total"):
+                    value_kind = cast(Any, kind)
+                    ev.shares[(function, kind)] = (
+                        current.share(function, value_kind),
+                        previous.share(function, value_kind),
+                    )
+        if candidates and previous is not None:
+            if previous.total_value <= 0:
+                ev.warnings.append(
+                    "the previous window holds no data: a change cannot be confirmed "
+                    "without it, so nothing is alerted this run"
+                )
+            else:
+                # Persistence compares the previous window with the same hour of earlier
+                # days: against the current window's baselines, an hour later in the day,
+                # the daily drift of the mix alone can make it look raised.
+                previous_baselines = [
+                    FunctionTable.from_tree(self.tree(rng)) for rng in windows.previous_baselines
+                ]
+                labelled.extend(
+                    zip(self._baseline_labels("previous "), previous_baselines, strict=True)
+                )
+                empty = [
+                    format_duration(offset)
+                    for offset, table in zip(watch.baselines, previous_baselines, strict=True)
+                    if table.total_value <= 0
+                ]
+                if empty:
+                    ev.warnings.append(
+                        f"no data in the previous window's {', '.join(empty)} baseline: a "
+                        "change cannot be confirmed without it, so nothing is alerted this run"
+                    )
+            result = run(context, previous, previous_baselines)
+        else:
+            # Nothing needed persistence: it was not checked on purpose, not for lack of data.
+            result = replace(
+                result, notes=tuple(n for n in result.notes if not n.startswith(_NO_PREVIOUS))
+            )
+        for label, table in labelled:
+            if table.truncated_share > TRUNCATION_WARNING:
+                ev.warnings.append(
+                    f"{table.truncated_share:.1%} of the {label} window was truncated into "
+                    f"'other' (max_nodes={self.app.settings.watcher.max_nodes}); raise "
+                    "[watcher] max_nodes for exact results"
+                )
         if result.findings:
             try:
                 context = replace(
@@ -325,28 +390,12 @@ class _Pair:
                     self.app.redact(f"version lookup failed ({type(exc).__name__}: {exc})")
                 )
             else:
-                result = detect(
-                    current,
-                    baselines,
-                    previous=previous,
-                    thresholds=thresholds,
-                    context=context,
-                    parents=parents,
-                )
+                result = run(context, previous, previous_baselines)
         ev.result = result
 
-    def _labelled(
-        self,
-        current: FunctionTable,
-        previous: FunctionTable,
-        baselines: Sequence[FunctionTable],
-    ) -> list[tuple[str, FunctionTable]]:
-        from watcher.times import format_duration
-
-        labelled = [("current", current), ("previous", previous)]
-        for offset, table in zip(self.watch.baselines, baselines, strict=True):
-            labelled.append((f"{format_duration(offset)} baseline", table))
-        return labelled
+    def _baseline_labels(self, prefix: str) -> list[str]:
+        """``-1d baseline``, ... (with ``prefix``: ``previous -1d baseline``, ...)."""
+        return [f"{prefix}{format_duration(offset)} baseline" for offset in self.watch.baselines]
 
     def _snapshot(self, table: FunctionTable) -> SnapshotInput:
         from watcher.analysis.stats import sample_model
@@ -876,7 +925,10 @@ class _GroupContext:
         from watcher.daemon.scheduler import cycle_of
 
         settings = self.app.settings
-        ui_url = settings.watcher.pyroscope_ui_url or settings.deployment(self.watch.deployment).url
+        grafana = settings.watcher.grafana_url  # then Pyroscope UI links need pyroscope_ui_url
+        ui_url = settings.watcher.pyroscope_ui_url or (
+            None if grafana else settings.deployment(self.watch.deployment).url
+        )
         current = (self.windows.current.start, self.windows.current.end)
         baseline = None
         if self.windows.baselines:
@@ -890,6 +942,8 @@ class _GroupContext:
                 current=current,
                 baseline=baseline,
                 selector=self.watch.selector,
+                grafana_url=grafana,
+                datasource_uid=settings.watcher.grafana_datasource_uid,
             )
         except ValueError:
             from watcher.alerts import AlertLinks
