@@ -257,18 +257,20 @@ services = ["svc"]
 
 
 @pytest.mark.parametrize(
-    ("window", "baselines", "warned"),
+    ("window", "baselines", "warned", "longest"),
     [
-        ("1h", '["-1d", "-7d"]', ["-7d"]),
-        ("1h", '["-6d"]', []),
-        ("1d", '["-6d", "-1d"]', []),
-        ("1d", '["-6d1h", "-14d"]', ["-6d1h", "-14d"]),
+        ("1h", '["-1d", "-7d"]', ["-7d"], "-6d22h"),
+        ("1h", '["-6d22h"]', [], "-6d22h"),
+        ("1h", '["-6d23h"]', ["-6d23h"], "-6d22h"),
+        ("1d", '["-5d", "-1d"]', [], "-5d"),
+        ("1d", '["-6d", "-14d"]', ["-6d", "-14d"], "-5d"),
     ],
 )
 def test_baselines_past_pyroscope_default_lookback_warn(
-    write: Callable[..., Path], window: str, baselines: str, warned: list[str]
+    write: Callable[..., Path], window: str, baselines: str, warned: list[str], longest: str
 ) -> None:
-    """A baseline whose window starts more than a week back is named, with what to do."""
+    """A baseline whose window, or the previous window's (persistence), starts more than a
+    week back is named, with the longest offset that works."""
     text = (
         MINIMAL
         + f"""
@@ -283,7 +285,7 @@ baselines = {baselines}
     warnings = load_settings(str(write(text))).watcher.watch[0].warnings
     assert [w.split(" baseline ")[0].rsplit(" ", 1)[1] for w in warnings] == warned
     for warning in warnings:
-        assert "max-query-lookback" in warning and "-6d or less" in warning
+        assert "max-query-lookback" in warning and f"{longest} or less" in warning
 
 
 def test_default_database_url_without_xdg(home: Path) -> None:

@@ -549,15 +549,17 @@ class WatchConfig(BaseModel):
         """What loads but will probably not work as meant (shown by ``config check``, logged
         at daemon start)."""
         out: list[str] = []
+        longest = -(PYROSCOPE_DEFAULT_LOOKBACK - 2 * self.window)
         for offset in self.baselines:
-            reach = -offset + self.window
+            # The previous window's own baseline (persistence) starts one window earlier.
+            reach = -offset + 2 * self.window
             if reach > PYROSCOPE_DEFAULT_LOOKBACK:
                 out.append(
                     f"watch {self.name!r}: the {format_duration(offset)} baseline reaches "
                     f"{format_duration(reach)} back, past Pyroscope's default query lookback "
                     f"of {format_duration(PYROSCOPE_DEFAULT_LOOKBACK)}; such a baseline comes "
                     "back empty unless the server's -querier.max-query-lookback is longer: "
-                    "raise it, or use an offset of -6d or less"
+                    f"raise it, or use an offset of {format_duration(longest)} or less"
                 )
         return out
 
