@@ -277,3 +277,39 @@ def test_retention_prunes_old_history_but_keeps_open_regressions(
     assert app.repo.runs() == []
     assert app.repo.snapshots("checkout") == []
     assert len(app.repo.regressions(open_only=True)) == 1
+
+
+def test_a_baseline_without_data_is_left_out_with_a_warning(
+    config: ConfigWriter, sink: Any, regressed: str, make_app: Callable[..., Any]
+) -> None:
+    """The fleet holds a day of history: a -3d baseline is empty (a young service, or a
+    server answering less far back). The run compares with -1d alone, says so, and still
+    finds and alerts the regression."""
+    clock = Clock(T0)
+    app = make_app(config.settings(baselines=("-1d", "-3d")), clock=clock)
+
+    result = _check(app, clock, T0)
+
+    assert [(f.service, f.function) for f in result.findings] == [("checkout", regressed)]
+    assert result.findings[0].baseline_starts == (T0 - timedelta(days=1, hours=1),)
+    for pair in result.pairs:
+        assert pair.status == "ok"
+        assert any(
+            "no data in the -3d baseline" in w and "compared with the -1d baseline only" in w
+            for w in pair.warnings
+        ), pair.warnings
+    assert len(sink.received) == 1
+
+
+def test_no_baseline_with_data_finds_nothing_and_says_why(
+    config: ConfigWriter, sink: Any, make_app: Callable[..., Any]
+) -> None:
+    clock = Clock(T0)
+    app = make_app(config.settings(baselines=("-3d", "-4d")), clock=clock)
+
+    result = _check(app, clock, T0)
+
+    assert result.findings == ()
+    for pair in result.pairs:
+        assert any(w.startswith("no data in any baseline window") for w in pair.warnings)
+    assert sink.received == []

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from watcher.errors import StoreError, WatcherError
@@ -158,6 +158,8 @@ class Windows:
     previous: TimeRange
     baselines: tuple[TimeRange, ...]
     previous_baselines: tuple[TimeRange, ...] = ()
+    #: The watch's baseline offsets, one per baseline.
+    offsets: tuple[timedelta, ...] = ()
 
     @classmethod
     def of(cls, watch: WatchConfig, scheduled_at: datetime) -> Windows:
@@ -168,6 +170,18 @@ class Windows:
             previous=previous,
             baselines=tuple(current.shifted(offset) for offset in watch.baselines),
             previous_baselines=tuple(previous.shifted(offset) for offset in watch.baselines),
+            offsets=tuple(watch.baselines),
+        )
+
+    def keeping(self, indices: Sequence[int]) -> Windows:
+        """The same windows with only the baselines at ``indices``."""
+        return replace(
+            self,
+            baselines=tuple(self.baselines[i] for i in indices),
+            previous_baselines=tuple(
+                self.previous_baselines[i] for i in indices if i < len(self.previous_baselines)
+            ),
+            offsets=tuple(self.offsets[i] for i in indices if i < len(self.offsets)),
         )
 
 
@@ -284,9 +298,26 @@ class _Pair:
             ev.error = "no data for this profile type in the current window"
             return
         baselines = [FunctionTable.from_tree(self.tree(rng)) for rng in windows.baselines]
+        full = [i for i, b in enumerate(baselines) if b.total_value > 0]
+        if len(full) < len(baselines):
+            missing = ", ".join(self._baseline_labels("", omit=full))
+            if not full:
+                ev.warnings.append(
+                    f"no data in any baseline window ({missing}): nothing to compare with; "
+                    "the service may be newer than the baselines, or the server's query "
+                    "lookback shorter"
+                )
+            else:
+                # Compare with the baselines that hold data: a service younger than its
+                # oldest baseline (or a server that answers less far back) is still watched.
+                windows = self.windows = windows.keeping(full)
+                baselines = [baselines[i] for i in full]
+                ev.warnings.append(
+                    f"no data in the {missing} (the service may be newer than that, or the "
+                    "server's query lookback shorter): compared with the "
+                    f"{', '.join(self._baseline_labels(''))} only"
+                )
         labelled = [("current", current), *zip(self._baseline_labels(""), baselines, strict=True)]
-        if any(b.total_value <= 0 for b in baselines):
-            ev.warnings.append("a baseline window holds no data: nothing can be compared to it")
         ev.snapshot = self._snapshot(current)
 
         thresholds = DetectionThresholds(
@@ -356,7 +387,7 @@ class _Pair:
                 )
                 empty = [
                     format_duration(offset)
-                    for offset, table in zip(watch.baselines, previous_baselines, strict=True)
+                    for offset, table in zip(windows.offsets, previous_baselines, strict=True)
                     if table.total_value <= 0
                 ]
                 if empty:
@@ -393,9 +424,14 @@ class _Pair:
                 result = run(context, previous, previous_baselines)
         ev.result = result
 
-    def _baseline_labels(self, prefix: str) -> list[str]:
-        """``-1d baseline``, ... (with ``prefix``: ``previous -1d baseline``, ...)."""
-        return [f"{prefix}{format_duration(offset)} baseline" for offset in self.watch.baselines]
+    def _baseline_labels(self, prefix: str, *, omit: Sequence[int] = ()) -> list[str]:
+        """``-1d baseline``, ... (with ``prefix``: ``previous -1d baseline``, ...) of the
+        baselines in use, except those at the indices in ``omit``."""
+        return [
+            f"{prefix}{format_duration(offset)} baseline"
+            for i, offset in enumerate(self.windows.offsets)
+            if i not in omit
+        ]
 
     def _snapshot(self, table: FunctionTable) -> SnapshotInput:
         from watcher.analysis.stats import sample_model
