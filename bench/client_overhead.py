@@ -11,7 +11,7 @@ sandbox logs a request then). Three parts:
    own time for the requests of that run; it includes interpreter start, imports, config,
    the HTTP client, decoding and rendering. Median and fastest run are shown.
 2. **Where the client time goes**, measured in one fresh interpreter per run with the
-   library calls the command makes, in order.
+   library calls the command's fast path makes, in order.
 3. **Wire format and parser.** One ``SelectMergeStacktraces`` per size as Connect JSON and as
    ``application/proto``: bytes on the wire, the sandbox's time, and the client's time to
    parse and decode it (stdlib ``json``, ``orjson``, ``msgspec``; protobuf with the upb runtime
@@ -197,22 +197,18 @@ PHASES = textwrap.dedent(
     """
     import time
     t = [time.perf_counter()]
-    import click
-    from watcher.cli import main
-    from watcher.cli import _adapt, _common, flamegraph
+    from watcher.cli import fastpath, flamegraph_report, _adapt, _session
     t.append(time.perf_counter())
     import sys
-    from watcher.cli._core import CliState
-    state = CliState()
-    ctx = click.Context(main, obj=state)
-    with ctx:
-        with _common.open_session(ctx, "local") as s:
-            t.append(time.perf_counter())
-            rng = _common.resolve_window(None, "now-1h", "now")
-            sel = _common.service_selector("checkout", [])
-            cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-            graph = _adapt.fetch_flamegraph(s.client, cpu, sel, rng, int(sys.argv[1]))
-            t.append(time.perf_counter())
+    call = fastpath.parse(["local", "checkout"], "flamegraph")
+    state = _session.CliState()
+    with _session.open_session(state, "local") as s:
+        t.append(time.perf_counter())
+        rng = _session.resolve_window(None, "now-1h", "now")
+        sel = _session.service_selector("checkout", [])
+        cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+        graph = _adapt.fetch_flamegraph(s.client, cpu, sel, rng, int(sys.argv[1]))
+        t.append(time.perf_counter())
     table = _adapt.function_table(graph)
     rows = sorted(_adapt.function_rows(table), key=lambda r: -r[1])[:20]
     t.append(time.perf_counter())
@@ -253,8 +249,8 @@ def breakdown(size: int, runs: int, env: dict[str, str], python_floor: float) ->
         "| phase | ms |",
         "|---|---:|",
         f"| interpreter start (`python -c pass`) | {python_floor:.1f} |",
-        f"| import click and the command modules | {med[0]:.1f} |",
-        f"| load the config, open the HTTP client (`http.client`) | {med[1]:.1f} |",
+        f"| import the fast path's modules (no click) | {med[0]:.1f} |",
+        f"| load the config, open the HTTP client (socket transport) | {med[1]:.1f} |",
         f"| SelectMergeStacktraces: request, read, parse, decode | {med[2]:.1f} |",
         f"| ... of which the sandbox's own time | {server:.1f} |",
         f"| function table and top 20 | {med[3]:.1f} |",

@@ -71,7 +71,7 @@ def no_site_hooks(args: Sequence[str]) -> list[str]:
     paths = [root, sysconfig.get_paths()["purelib"]]
     code = (
         f"import sys; sys.path[:0] = {paths!r}; sys.argv[0] = 'pyrowatch'; "
-        "from watcher.cli import main; main()"
+        "from watcher.cli import run; run()"
     )
     return [sys.executable, "-S", "-c", code, *args]
 

@@ -4,7 +4,9 @@ Structure only, never timing (timings are in bench/startup.py and bench/client_o
 
 - ``--help`` and the query commands import none of the daemon's libraries; a query over a
   plain config does not import pydantic either, nor the protobuf runtime, nor httpx (a
-  command uses the standard library's ``http.client``), nor click's optional parts;
+  command speaks HTTP over a plain socket, or ``http.client`` for https), nor click's
+  optional parts; a plain ``flamegraph`` query to an ``http://`` deployment imports neither
+  click (the fast path answers it) nor ``http.client``, ``ssl`` or ``email``;
 - the quick deployment reader (``watcher.cli._common.quick_deployment``) either declines or
   gives exactly what ``watcher.config.load_settings`` gives, secrets included;
 - a client of an ``http://`` deployment loads no CA bundle.
@@ -39,23 +41,29 @@ CLICK_EXTRAS = ("click.testing", "click._termui_impl", "click._winconsole", "cli
 #: Environment variables that would make a command use httpx (it honours proxies).
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
+#: What a flame graph query over plain http:// must not import: click (the fast path
+#: answers it), and http.client with the ssl and email packages it imports (the socket
+#: transport speaks HTTP).
+FAST_PATH_FREE = ("click", "http", "ssl", "_ssl", "email")
+
 _PROBE = """
 import json, sys
-from watcher.cli import main
+from watcher.cli import run
 try:
-    main({argv!r}, prog_name="pyrowatch")
+    run({argv!r}, prog_name="pyrowatch")
 except SystemExit as exc:
     code = exc.code
 else:
     code = 0
 tops = {{m.split(".")[0] for m in sys.modules}}
-tops = sorted(tops | {{m for m in sys.modules if m.startswith("click.")}})
-print("\\n" + json.dumps({{"code": code, "modules": tops}}))
+tops |= {{m for m in sys.modules if m.startswith(("click.", "http.", "watcher.querier."))}}
+print("\\n" + json.dumps({{"code": code, "modules": sorted(tops)}}))
 """
 
 
 def _probe(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[int, set[str], str]:
-    """Run ``pyrowatch ARGV`` in a fresh interpreter; its exit code and top-level modules."""
+    """Run ``pyrowatch ARGV`` in a fresh interpreter, through the console script's function;
+    its exit code and top-level modules (plus those of click, http and the querier)."""
     import os
 
     environ = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
@@ -141,8 +149,55 @@ def test_query_over_a_plain_config_loads_no_validation_models(
     assert not modules & set(VALIDATION), output
     assert not modules & set(HTTPX), output
     assert not modules & set(CLICK_EXTRAS), output
-    assert "http" in modules  # it did talk to the sandbox, through http.client
+    # it did talk to the sandbox, over a plain socket (the deployment is http://)
+    assert "watcher.querier.socket_transport" in modules
+    assert not modules & {"http.client", "ssl", "email"}, output
     assert "s3cret-token" not in output
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["flamegraph", "local", "checkout"],
+        ["flamegraph", "local", "checkout", "30m", "cpu", "--json", "-n", "5"],
+        ["--no-color", "flamegraph", "local", "checkout", "--range", "1h", "-l", "pod!=x"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_a_plain_flamegraph_query_imports_no_click_nor_http_client(
+    argv: list[str], plain_config: Path
+) -> None:
+    """The fast path answers it: no click; the socket transport: no http.client, ssl, email."""
+    code, modules, output = _probe(argv, {"PYROWATCH_CONFIG": str(plain_config)})
+    assert code == 0, output
+    assert "main" in output and "parse" in output  # the profile's functions were printed
+    assert not modules & set(FAST_PATH_FREE), sorted(modules & set(FAST_PATH_FREE))
+    assert not modules & set(DAEMON_ONLY + VALIDATION + HTTPX), output
+    assert "watcher.querier.socket_transport" in modules
+
+
+def test_a_flamegraph_query_the_fast_path_declines_still_works(plain_config: Path) -> None:
+    """``-f tree`` goes to click, which gives the same socket transport."""
+    code, modules, output = _probe(
+        ["flamegraph", "local", "checkout", "-f", "tree"], {"PYROWATCH_CONFIG": str(plain_config)}
+    )
+    assert code == 0, output
+    assert "click" in modules
+    assert "watcher.querier.socket_transport" in modules
+    assert not modules & {"http.client", "ssl", "email"}, output
+
+
+def test_a_query_to_an_https_deployment_uses_http_client(tmp_path: Path) -> None:
+    """https:// keeps the standard library's http.client (and its TLS)."""
+    path = tmp_path / "config.toml"
+    path.write_text('[pyroscope.deployments.tls]\nurl = "https://127.0.0.1:1"\n', encoding="utf-8")
+    code, modules, output = _probe(
+        ["flamegraph", "tls", "checkout"], {"PYROWATCH_CONFIG": str(path)}
+    )
+    assert code == 1, output
+    assert "cannot connect to https://127.0.0.1:1" in output
+    assert "watcher.querier.stdlib_transport" in modules
+    assert "click" not in modules
 
 
 def test_a_query_through_a_proxy_uses_httpx(plain_config: Path) -> None:
@@ -458,7 +513,7 @@ def test_quick_path_follows_the_search_order(where: str, tmp_path: Path) -> None
 # --------------------------------------------------------------------------- TLS
 
 
-@pytest.mark.parametrize("http", ["httpx", "stdlib"])
+@pytest.mark.parametrize("http", ["httpx", "socket", "stdlib"])
 def test_plain_http_client_loads_no_ca_bundle(monkeypatch: pytest.MonkeyPatch, http: str) -> None:
     """Only an https:// deployment builds the (expensive) verifying TLS context; the
     command line's transport builds it only when it connects."""

@@ -1,7 +1,8 @@
 """Fixtures for the Querier client tests: a recording HTTP server and clients pointed at it.
 
-Every test using ``make_client`` runs once per socket transport (``httpx``, the daemon's,
-and ``stdlib``, the command line's): both must behave the same.
+Every test using ``make_client`` runs once per socket transport (``httpx``, the daemon's;
+``socket``, the command line's for ``http://``; and ``stdlib``, its ``http.client`` for
+``https://``): all must behave the same.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from watcher.querier import QuerierClient, RetryEvent, RetryPolicy
 from watcher.querier.transport import HttpKind
 
 #: The socket transports a client can use.
-TRANSPORTS: tuple[HttpKind, ...] = ("httpx", "stdlib")
+TRANSPORTS: tuple[HttpKind, ...] = ("httpx", "stdlib", "socket")
 
 
 @pytest.fixture

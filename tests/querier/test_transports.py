@@ -1,17 +1,22 @@
-"""Both socket transports against the sandbox: faults, auth modes, limits, TLS and the choice.
+"""The socket transports against the sandbox: faults, auth modes, limits, TLS and the choice.
 
-Every test here runs once with ``httpx`` (the daemon's transport) and once with ``stdlib``
-(the command line's ``http.client``), through the ``http`` fixture: retries, errors and
-limits live above the transport, so both must give the same results.
+Every test here runs with ``httpx`` (the daemon's transport), ``socket`` (the command
+line's, plain sockets for ``http://``) and ``stdlib`` (``http.client``, the command line's for
+``https://``), through the ``http`` fixture: retries, errors and limits live above the
+transport, so all must give the same results. HTTP framings the sandbox never sends
+(chunked, close-delimited, interim answers, broken framing) come from a raw socket server.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +31,7 @@ from watcher.flamegraph import FlameGraph
 from watcher.querier import QuerierClient, RetryPolicy
 from watcher.querier.auth import AccessCommandTransport
 from watcher.querier.httpx_transport import HttpxTransport
+from watcher.querier.socket_transport import SocketTransport
 from watcher.querier.stdlib_transport import StdlibTransport
 from watcher.querier.transport import HttpKind, open_transport
 from watcher.sandbox import Sandbox
@@ -233,13 +239,18 @@ def test_access_command_is_used_whatever_the_socket_transport(
 
 
 def test_the_transport_is_chosen_in_one_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    """stdlib for one-shot use, httpx otherwise, and httpx when a proxy is set."""
+    """socket (http://) or http.client (https://) for one-shot use, httpx otherwise, and
+    httpx when a proxy is set."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     dep = Deployment(name="box", url="http://127.0.0.1:1")
+    secure = Deployment(name="box", url="https://127.0.0.1:1")
+    assert isinstance(open_transport(dep, "socket"), SocketTransport)
+    assert isinstance(open_transport(secure, "socket"), StdlibTransport)
     assert isinstance(open_transport(dep, "stdlib"), StdlibTransport)
     assert isinstance(open_transport(dep, "httpx"), HttpxTransport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert isinstance(open_transport(dep, "socket"), HttpxTransport)
     assert isinstance(open_transport(dep, "stdlib"), HttpxTransport)
 
 
@@ -325,3 +336,233 @@ def test_tls_without_verification(tls_server: tuple[str, Path], http: HttpKind, 
     url, _cert = tls_server
     with _client(url, http, recorder, verify_tls=False) as client:
         assert client.label_names(RNG) == ["over-tls"]
+
+
+# --------------------------------------------------------------------------- raw framing
+
+
+class RawServer:
+    """A socket server on 127.0.0.1 that answers each request with scripted raw bytes.
+
+    ``answers`` are used in order, one per request; an answer ending the connection
+    (``close=True``) closes the socket after it is sent. Requests are read by their
+    ``Content-Length``; what each carried is kept in ``requests``.
+    """
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[bytes, bool]] = []
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def add(self, raw: bytes, *, close: bool = False) -> None:
+        with self._lock:
+            self.answers.append((raw, close))
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                with self._lock:
+                    self.requests.append(head + b"\r\n\r\n" + buffer[:length])
+                    raw, close = self.answers.pop(0) if self.answers else (_ok(b"{}"), False)
+                buffer = buffer[length:]
+                conn.sendall(raw)
+                if close:
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join()
+
+
+def _ok(body: bytes, *headers: str) -> bytes:
+    head = "".join(f"{h}\r\n" for h in headers)
+    return f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _chunks(body: bytes, size: int = 7) -> bytes:
+    parts = [
+        f"{len(body[i : i + size]):x}\r\n".encode() + body[i : i + size] + b"\r\n"
+        for i in range(0, len(body), size)
+    ]
+    return b"".join(parts)
+
+
+NAMES = {"names": [f"label_{i}" for i in range(300)]}
+NAMES_JSON = json.dumps(NAMES).encode()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.stop()
+
+
+def _raw_client(raw: RawServer, http: HttpKind, recorder: Recorder, **kw: Any) -> QuerierClient:
+    return _client(raw.url, http, recorder, **kw)
+
+
+FRAMINGS = {
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + _chunks(NAMES_JSON)
+    + b"0\r\n\r\n",
+    "chunked with extensions and trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"
+    + _chunks(NAMES_JSON, 1000).replace(b"\r\n", b";ext=1\r\n", 1)
+    + b"0\r\nX-Trailer: yes\r\n\r\n",
+    "chunked and gzipped": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n" + _chunks(gzip.compress(NAMES_JSON), 100) + b"0\r\n\r\n",
+    "deflate": _ok(zlib.compress(NAMES_JSON), "Content-Encoding: deflate"),
+    "interim 100 Continue first": b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(NAMES_JSON),
+    "bare LF line ends": _ok(NAMES_JSON).replace(b"\r\n", b"\n"),
+    "folded header": _ok(NAMES_JSON, "X-Folded: a", " b"),
+}
+
+
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+def test_response_framings(framing: str, raw: RawServer, http: HttpKind, recorder: Recorder):
+    """Every framing an HTTP/1.1 server may choose gives the same answer, and the
+    connection is kept for the next request."""
+    raw.add(FRAMINGS[framing])
+    raw.add(_ok(NAMES_JSON))
+    with _raw_client(raw, http, recorder) as client:
+        assert client.label_names(RNG) == NAMES["names"]
+        assert client.label_names(RNG) == NAMES["names"]
+    assert raw.connections == 1
+    assert recorder.sleeps == []
+
+
+def test_body_ended_by_closing_the_connection(raw: RawServer, http: HttpKind, recorder: Recorder):
+    """No Content-Length and no chunking: the body is what comes until the server closes;
+    the next request opens a new connection."""
+    raw.add(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + NAMES_JSON, close=True)
+    raw.add(b"HTTP/1.0 200 OK\r\n\r\n" + NAMES_JSON, close=True)
+    with _raw_client(raw, http, recorder) as client:
+        assert client.label_names(RNG) == NAMES["names"]
+        assert client.label_names(RNG) == NAMES["names"]
+    assert raw.connections == 2
+
+
+def test_a_kept_connection_closed_by_the_server_is_replaced(
+    raw: RawServer, http: HttpKind, recorder: Recorder
+):
+    """The server closes an idle keep-alive connection: the next request goes on a new one
+    (the one-shot transports without a retry wait)."""
+    raw.add(_ok(NAMES_JSON), close=True)  # closes without saying so
+    with _raw_client(raw, http, recorder) as client:
+        assert client.label_names(RNG) == NAMES["names"]
+        assert client.label_names(RNG) == []  # the default answer, {}
+    assert raw.connections == 2
+    if http != "httpx":  # httpx may notice only on sending, and leave it to the retry
+        assert recorder.sleeps == []
+
+
+BROKEN = {
+    "chunked body cut short": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + _chunks(NAMES_JSON)[:50],
+    "bad chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_framing_is_a_failed_connection(
+    case: str, raw: RawServer, http: HttpKind, recorder: Recorder
+):
+    """A body that cannot be framed is a connection failure, retried, then one line."""
+    for _ in range(3):
+        raw.add(BROKEN[case], close=True)
+    with pytest.raises(QuerierUnavailable) as info, _raw_client(raw, http, recorder) as client:
+        client.label_names(RNG)
+    message = str(info.value)
+    assert message.startswith(f"LabelNames: connection to {raw.url}/")
+    assert message.endswith("(after 3 attempts)")
+    assert "\n" not in message
+    assert len(recorder.sleeps) == 2
+
+
+def test_corrupt_gzip_is_a_decode_error(raw: RawServer, http: HttpKind, recorder: Recorder):
+    raw.add(_ok(b"\x1f\x8b\x08\x00 not gzip at all", "Content-Encoding: gzip"))
+    with pytest.raises(DecodeError, match="could not be decompressed"):
+        with _raw_client(raw, http, recorder) as client:
+            client.label_names(RNG)
+    assert recorder.sleeps == []
+
+
+def test_gzip_bomb_in_chunks_is_stopped_by_the_size_limit(
+    raw: RawServer, http: HttpKind, recorder: Recorder
+):
+    """64 MiB of zeros in a 64 KiB gzip, chunked: refused at the limit after decompression."""
+    bomb = gzip.compress(b"0" * (64 << 20), 9)
+    raw.add(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + _chunks(bomb, 4096)
+        + b"0\r\n\r\n"
+    )
+    with pytest.raises(ResponseTooLarge, match="larger than 100000 bytes"):
+        with _raw_client(raw, http, recorder, max_response_bytes=100_000) as client:
+            client.label_names(RNG)
+
+
+def test_the_socket_transport_sends_a_plain_http11_post(raw: RawServer, recorder: Recorder):
+    """Request line, Host with the port, the client's headers and Content-Length."""
+    with _raw_client(raw, "socket", recorder, token=TOKEN) as client:
+        client.label_names(RNG)
+    head, _, body = raw.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /querier.v1.QuerierService/LabelNames HTTP/1.1"
+    fields = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert fields["host"] == raw.url.removeprefix("http://")
+    assert fields["content-length"] == str(len(body))
+    assert fields["authorization"] == f"Bearer {TOKEN}"
+    assert fields["connect-protocol-version"] == "1"
+    assert json.loads(body) == {"start": str(RNG.start_ms), "end": str(RNG.end_ms)}
+
+
+def test_the_socket_transport_refuses_https(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It is never chosen for https://; asked all the same, it says so instead of sending
+    plain text."""
+    from watcher.querier.transport import TransportFailure
+
+    transport = SocketTransport(Deployment(name="box", url="https://127.0.0.1:1"))
+    with pytest.raises(TransportFailure, match="unsupported URL scheme 'https'"):
+        transport.post("https://127.0.0.1:1/x", b"", {})

@@ -6,6 +6,12 @@ SQLAlchemy, ...). Adding a command is one line in that dict::
 
     "run": LazyCommand("watcher.cli.daemon:run", "Run the watcher daemon."),
 
+The console scripts (``pyrowatch`` runs :func:`run`; ``pyroscope-*`` are in ``seed``) first
+offer their arguments to the fast path (``fastpath``), which answers the plain forms of a
+flame graph query without importing click; anything else goes to the click group
+(``app``, also importable as ``watcher.cli.main``) exactly as given. This module imports
+no click.
+
 Shell completion (click's mechanism)::
 
     eval "$(_PYROWATCH_COMPLETE=bash_source pyrowatch)"   # bash, in ~/.bashrc
@@ -15,12 +21,19 @@ Shell completion (click's mechanism)::
 
 from __future__ import annotations
 
-import click
+import sys
+from collections.abc import Sequence
+from typing import Any, NamedTuple, NoReturn
 
-from watcher import __version__
-from watcher.cli._core import LazyCommand, LazyGroup, global_options
+__all__ = ["COMMANDS", "LazyCommand", "main", "run"]
 
-__all__ = ["COMMANDS", "LazyCommand", "main"]
+
+class LazyCommand(NamedTuple):
+    """A command known by its import path (``module:attribute``) and one-line help."""
+
+    target: str
+    help: str
+
 
 #: Every ``pyrowatch`` command: name -> where it lives and its one-line help.
 COMMANDS: dict[str, LazyCommand] = {
@@ -42,22 +55,22 @@ COMMANDS: dict[str, LazyCommand] = {
     "demo": LazyCommand("watcher.cli.daemon:demo", "See the watcher work on synthetic data."),
 }
 
-_EPILOG = """\
-Times: now, -2h, now-30m, ISO 8601 (no zone = UTC), YYYY-MM-DD, unix seconds or
-milliseconds. Durations: 30s 10m 1h 1h30m 1d 1w. Exit codes: 0 ok (also an empty
-result), 1 runtime error, 2 usage error.
-"""
+
+def run(args: Sequence[str] | None = None, prog_name: str | None = None) -> NoReturn:
+    """The ``pyrowatch`` console script: the fast path, else the click group with the
+    arguments untouched."""
+    from watcher.cli.fastpath import try_fast_path
+
+    try_fast_path(list(sys.argv[1:] if args is None else args), subcommand=None)
+    from watcher.cli.app import main as group
+
+    group.main(args, prog_name=prog_name)
+    raise SystemExit(0)  # pragma: no cover - the group exits itself
 
 
-@click.group(
-    cls=LazyGroup,
-    lazy=COMMANDS,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog=_EPILOG,
-)
-@global_options
-@click.version_option(
-    __version__, "--version", prog_name="pyrowatch", message="%(prog)s %(version)s"
-)
-def main() -> None:
-    """Query Grafana Pyroscope and watch its profiles for performance regressions."""
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from watcher.cli.app import main as group
+
+        return group
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,77 +9,31 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from watcher.cli.output import Palette, use_color
-from watcher.errors import WatcherError
+from watcher.cli import LazyCommand
+from watcher.cli._report import echo_error, finish, hint, report_error, silence_stdout
+from watcher.cli._session import CliState
 
-if TYPE_CHECKING:
-    from watcher.config import Settings
-    from watcher.querier.auth import DeploymentLike
+__all__ = [
+    "CliState",
+    "LazyCommand",
+    "LazyGroup",
+    "global_options",
+    "hint",
+    "load_command",
+    "redact",
+    "run_command",
+    "state_of",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --------------------------------------------------------------------------- state
-
-
-@dataclass
-class CliState:
-    """What the global options set; shared by a group and its subcommands via ``ctx.obj``."""
-
-    config: str | None = None
-    debug: bool = False
-    no_color: bool = False
-    _settings: Settings | None = field(default=None, repr=False)
-    #: The secrets of a configuration read by the quick path (no :class:`Settings`).
-    _quick_secrets: list[str] = field(default_factory=list, repr=False)
-
-    def palette(self, stream: Any = None) -> Palette:
-        """Colour helpers for ``stream`` (stdout by default)."""
-        return Palette(use_color(stream or sys.stdout, no_color=self.no_color))
-
-    def settings(self) -> Settings:
-        """The configuration, loaded once (``--config``, then the documented search order)."""
-        if self._settings is None:
-            from watcher.config import load_settings
-
-            self._settings = load_settings(self.config)
-        return self._settings
-
-    def use_settings(self, settings: Settings) -> None:
-        """Use settings loaded elsewhere (``config check FILE``)."""
-        self._settings = settings
-
-    def deployment(self, name: str) -> DeploymentLike:
-        """The deployment a query command talks to.
-
-        A plain configuration (deployment tables only, no environment overrides) is read
-        without the validation models, which take longer to import than the rest of a
-        query; anything else, and every problem, goes through :meth:`settings`, so the
-        result and the error messages are the same either way.
-        """
-        if self._settings is None:
-            import os
-
-            from watcher.cli._common import quick_deployment
-
-            quick = quick_deployment(self.config, name, os.environ)
-            if quick is not None:
-                deployment, self._quick_secrets = quick
-                return deployment
-        return self.settings().deployment(name)
-
-    def secrets(self) -> list[str]:
-        """Every secret value of the loaded configuration, for last-resort redaction."""
-        if self._settings is None:
-            return list(self._quick_secrets)
-        return self._settings.secret_values()
 
 
 def state_of(ctx: click.Context) -> CliState:
@@ -160,14 +114,6 @@ def global_options(func: F) -> F:
 # --------------------------------------------------------------------------- lazy group
 
 
-@dataclass(frozen=True, slots=True)
-class LazyCommand:
-    """A command known by its import path (``module:attribute``) and one-line help."""
-
-    target: str
-    help: str
-
-
 class LazyGroup(click.Group):
     """A group whose commands are imported only when invoked (or when completing them).
 
@@ -227,11 +173,7 @@ def load_command(target: str) -> click.Command:
 
 
 def _echo_error(message: str, state: CliState) -> None:
-    pal = state.palette(sys.stderr)
-    text = redact(message, state.secrets())
-    # one line: collapse any newline a library message might carry
-    text = " ".join(text.split())
-    click.echo(f"{pal.style('error:', 'bold', 'red')} {text}", err=True)
+    echo_error(message, state)
 
 
 def _usage_hint(exc: click.UsageError) -> str:
@@ -249,7 +191,10 @@ def run_command(
     complete_var: str | None = None,
     **extra: Any,
 ) -> NoReturn:
-    """Run a click command as a program: one-line errors, exit 0/1/2, no stray tracebacks."""
+    """Run a click command as a program: one-line errors, exit 0/1/2, no stray tracebacks.
+
+    Errors a command raises are reported by ``watcher.cli._report``, as on the fast path.
+    """
     state = CliState()
     extra.setdefault("obj", state)
     code = 0
@@ -270,60 +215,8 @@ def run_command(
         code = 130
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly
-        _silence_stdout()
+        silence_stdout()
         code = 0
-    except WatcherError as exc:
-        if state.debug:
-            _print_traceback(state)
-        _echo_error(f"{exc}{hint(exc)}", state)
-        code = exc.exit_code
     except Exception as exc:  # the one place unexpected errors are reported
-        if state.debug:
-            _print_traceback(state)
-            _echo_error(f"unexpected {type(exc).__name__}: {exc}", state)
-        else:
-            _echo_error(
-                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                state,
-            )
-        code = 1
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-    sys.exit(code)
-
-
-def hint(exc: WatcherError) -> str:
-    """What to do next, for the errors where the message alone does not say it."""
-    from watcher.errors import QuerierResponseError, QuerierUnavailable
-
-    if isinstance(exc, QuerierResponseError):
-        if exc.code == "unauthenticated" and "org id" in exc.message:
-            return " (set tenant_id for this deployment in the config)"
-        if exc.code == "unauthenticated":
-            return " (check this deployment's credentials: pyrowatch config)"
-        if exc.code == "permission_denied":
-            return " (the credentials are valid but not allowed to read profiles)"
-        if exc.code == "invalid_argument" and "exceeds the limit" in exc.message:
-            return " (use a shorter --range)"
-    if isinstance(exc, QuerierUnavailable):
-        return " (check the deployment's url with `pyrowatch config`, and the network)"
-    return ""
-
-
-def _print_traceback(state: CliState) -> None:
-    text = traceback.format_exc()
-    sys.stderr.write(redact(text, state.secrets()))
-
-
-def _silence_stdout() -> None:
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    finally:
-        os.close(devnull)
+        code = report_error(exc, state)
+    finish(code)

@@ -2,14 +2,16 @@
 
 Each runs the same click command as ``pyrowatch <command>``, under the toolkit's name, so
 runbooks that call ``pyroscope-flamegraph prod svc 30m`` keep working unchanged.
+``pyroscope-flamegraph`` first offers its arguments to the fast path, as ``pyrowatch``
+does. Nothing here imports click before it is needed.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import NoReturn
 
 from watcher.cli import COMMANDS
-from watcher.cli._core import load_command, run_command
 
 __all__ = [
     "SEED_COMMANDS",
@@ -27,6 +29,8 @@ SEED_COMMANDS = ("config", "services", "profiles", "labels", "flamegraph", "diff
 
 
 def _run(name: str) -> NoReturn:
+    from watcher.cli._core import load_command, run_command
+
     run_command(load_command(COMMANDS[name].target), prog_name=f"pyroscope-{name}")
 
 
@@ -52,6 +56,9 @@ def labels_main() -> NoReturn:
 
 def flamegraph_main() -> NoReturn:
     """``pyroscope-flamegraph``."""
+    from watcher.cli.fastpath import try_fast_path
+
+    try_fast_path(sys.argv[1:], subcommand="flamegraph")
     _run("flamegraph")
 
 

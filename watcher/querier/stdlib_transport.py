@@ -1,4 +1,5 @@
-"""``StdlibTransport``: the standard library's ``http.client``, for one-shot commands.
+"""``StdlibTransport``: the standard library's ``http.client``, for one-shot commands to
+``https://`` deployments (``http://`` ones get the lighter ``SocketTransport``).
 
 A command line run makes one to a few requests and exits, so a connection pool buys
 nothing, while importing httpx (with httpcore, h11 and their dependencies) takes several
@@ -21,7 +22,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from watcher.querier.transport import Transport, TransportFailure, tls_context
+from watcher.querier.transport import (
+    Transport,
+    TransportFailure,
+    body_decoders,
+    decode_pieces,
+    flush_decoders,
+    tls_context,
+)
 
 if TYPE_CHECKING:
     from watcher.querier.auth import DeploymentLike
@@ -29,8 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["StdlibTransport"]
 
 _READ = 64 * 1024
-#: Largest piece of decompressed body produced at once.
-_PIECE = 1024 * 1024
 #: A kept connection the server closed in the meantime fails like this when reused.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
@@ -130,7 +136,7 @@ class _StdlibResponse:
         return self._response.getheader(name)
 
     def chunks(self) -> Iterator[bytes]:
-        decoders = _decoders(self.header("Content-Encoding"))
+        decoders = body_decoders(self.header("Content-Encoding"))
         received = 0
         try:
             while True:
@@ -143,7 +149,7 @@ class _StdlibResponse:
                 if not data:
                     break
                 received += len(data)
-                yield from _decode(decoders, data)
+                yield from decode_pieces(decoders, data)
             expected = self._response.length  # what Content-Length promised is still owed
             if expected:
                 raise TransportFailure(
@@ -151,10 +157,7 @@ class _StdlibResponse:
                     "peer closed connection without sending complete message body "
                     f"(received {received} bytes, expected {received + expected})",
                 )
-            for index, decoder in enumerate(decoders):
-                tail = decoder.flush()
-                if tail:
-                    yield from _decode(decoders[index + 1 :], tail)
+            yield from flush_decoders(decoders)
         except zlib.error as exc:
             raise TransportFailure("decoding", _reason(exc)) from exc
 
@@ -171,29 +174,3 @@ class _StdlibResponse:
             # a body left unread (or a failure) leaves the connection in an unknown state
             self._response.close()
             self._connection.close()
-
-
-def _decoders(encoding: str | None) -> list[zlib._Decompress]:
-    """Decompressors undoing ``Content-Encoding`` (applied last first); others pass as is."""
-    decoders: list[zlib._Decompress] = []
-    for value in reversed([v.strip().lower() for v in (encoding or "").split(",")]):
-        if value in ("gzip", "x-gzip"):
-            decoders.append(zlib.decompressobj(16 + zlib.MAX_WBITS))
-        elif value == "deflate":
-            decoders.append(zlib.decompressobj())
-    return decoders
-
-
-def _decode(decoders: list[zlib._Decompress], data: bytes) -> Iterator[bytes]:
-    """``data`` through ``decoders``, in pieces of at most ``_PIECE`` bytes."""
-    if not decoders:
-        yield data
-        return
-    first, rest = decoders[0], decoders[1:]
-    piece = first.decompress(data, _PIECE)
-    while True:
-        if piece:
-            yield from _decode(rest, piece)
-        if not first.unconsumed_tail:
-            return
-        piece = first.decompress(first.unconsumed_tail, _PIECE)

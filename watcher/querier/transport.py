@@ -1,4 +1,4 @@
-"""How the client moves bytes: one interface, three implementations, chosen in one place.
+"""How the client moves bytes: one interface, four implementations, chosen in one place.
 
 :class:`~watcher.querier.client.QuerierClient` owns everything a request means: the
 headers and credentials, gzip of large request bodies, retries and their waits, the
@@ -12,29 +12,36 @@ transport                 module                   used by
 ========================  =======================  ==============================================
 ``HttpxTransport``        ``httpx_transport``      the daemon and anything long-running: pooled
                                                    keep-alive connections (``http="httpx"``)
-``StdlibTransport``       ``stdlib_transport``     one-shot commands (``http="stdlib"``):
-                                                   ``http.client``, one connection per command;
-                                                   loads in a fraction of httpx's import time
+``SocketTransport``       ``socket_transport``     one-shot commands to ``http://``
+                                                   (``http="socket"``): HTTP/1.1 on a plain
+                                                   socket; imports neither ``http.client`` nor
+                                                   ``ssl`` nor ``email``
+``StdlibTransport``       ``stdlib_transport``     one-shot commands to ``https://`` (what
+                                                   ``http="socket"`` falls back to, or
+                                                   ``http="stdlib"``): ``http.client``
 ``AccessCommandTransport`` ``auth``                 any client of a deployment with
                                                    ``access_command``: a wrapper program
 ========================  =======================  ==============================================
 
 :func:`open_transport` is the one place that picks. A proxy set in the environment
-(``HTTPS_PROXY`` and friends) is honoured by httpx only, so with one set the standard-library
-transport is not used.
+(``HTTPS_PROXY`` and friends) is honoured by httpx only, so with one set neither
+standard-library transport is used. Both undo ``gzip``/``deflate`` with
+:func:`body_decoders` and :func:`decode_pieces`, in bounded pieces.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import ssl
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
     from watcher.querier.auth import DeploymentLike
@@ -47,6 +54,9 @@ __all__ = [
     "Response",
     "Transport",
     "TransportFailure",
+    "body_decoders",
+    "decode_pieces",
+    "flush_decoders",
     "no_tls_context",
     "open_transport",
     "reason_phrase",
@@ -59,8 +69,10 @@ __all__ = [
 #: a TLS handshake) and leave one in TIME_WAIT.
 MAX_CONNECTIONS = 100
 
-#: Which socket transport a client uses (an ``access_command`` deployment uses its wrapper).
-HttpKind = Literal["httpx", "stdlib"]
+#: Which socket transport a client uses (an ``access_command`` deployment uses its wrapper):
+#: ``httpx`` pooled (long-running processes); ``socket`` one-shot, plain sockets for
+#: ``http://`` and ``http.client`` for ``https://``; ``stdlib`` one-shot, ``http.client`` always.
+HttpKind = Literal["httpx", "socket", "stdlib"]
 
 #: What went wrong, as far as the client cares:
 #:
@@ -170,6 +182,47 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
+# --------------------------------------------------------------------------- content coding
+
+#: Largest piece of decompressed body produced at once.
+PIECE = 1024 * 1024
+
+
+def body_decoders(encoding: str | None) -> list[zlib._Decompress]:
+    """Decompressors undoing ``Content-Encoding`` (applied last first); others pass as is."""
+    decoders: list[zlib._Decompress] = []
+    for value in reversed([v.strip().lower() for v in (encoding or "").split(",")]):
+        if value in ("gzip", "x-gzip"):
+            decoders.append(zlib.decompressobj(16 + zlib.MAX_WBITS))
+        elif value == "deflate":
+            decoders.append(zlib.decompressobj())
+    return decoders
+
+
+def decode_pieces(decoders: list[zlib._Decompress], data: bytes) -> Iterator[bytes]:
+    """``data`` through ``decoders``, in pieces of at most :data:`PIECE` bytes, so that the
+    client's size limit stops a compression bomb early. Raises ``zlib.error``."""
+    if not decoders:
+        yield data
+        return
+    first, rest = decoders[0], decoders[1:]
+    piece = first.decompress(data, PIECE)
+    while True:
+        if piece:
+            yield from decode_pieces(rest, piece)
+        if not first.unconsumed_tail:
+            return
+        piece = first.decompress(first.unconsumed_tail, PIECE)
+
+
+def flush_decoders(decoders: list[zlib._Decompress]) -> Iterator[bytes]:
+    """What the decompressors still hold once the body has ended."""
+    for index, decoder in enumerate(decoders):
+        tail = decoder.flush()
+        if tail:
+            yield from decode_pieces(decoders[index + 1 :], tail)
+
+
 # --------------------------------------------------------------------------- TLS
 
 
@@ -182,6 +235,8 @@ def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     otherwise the certifi bundle (what httpx trusts by default, so both transports trust the
     same authorities). ``verify`` False checks nothing.
     """
+    import ssl
+
     if not verify:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -208,6 +263,8 @@ def no_tls_context() -> ssl.SSLContext:
     the CA bundle would be wasted. Should TLS happen all the same, it fails: the context
     requires a verified certificate and trusts none.
     """
+    import ssl
+
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
@@ -231,8 +288,10 @@ def open_transport(
     - an ``httpx`` transport given as ``inner`` (tests) goes under :class:`HttpxTransport`;
     - a deployment with ``access_command`` runs its wrapper;
     - else ``http`` picks the socket transport: ``httpx`` (pooled, for long-running
-      processes) or ``stdlib`` (one-shot commands), the latter only with no proxy set in the
-      environment (httpx honours ``HTTPS_PROXY`` and friends, ``http.client`` does not).
+      processes); for one-shot commands ``socket`` (plain sockets for an ``http://`` URL,
+      ``http.client`` for ``https://``) or ``stdlib`` (``http.client``). The one-shot
+      transports are used only with no proxy set in the environment (httpx honours
+      ``HTTPS_PROXY`` and friends, the standard library's do not).
     """
     if isinstance(inner, Transport):
         return inner
@@ -246,7 +305,12 @@ def open_transport(
             max_response_bytes=deployment.max_response_bytes,
             secrets=secrets,
         )
-    if inner is None and http == "stdlib" and not _proxy_configured(os.environ):
+    one_shot = http in ("socket", "stdlib")
+    if inner is None and one_shot and not _proxy_configured(os.environ):
+        if http == "socket" and deployment.url.lstrip().lower().startswith("http://"):
+            from watcher.querier.socket_transport import SocketTransport
+
+            return SocketTransport(deployment)
         from watcher.querier.stdlib_transport import StdlibTransport
 
         return StdlibTransport(deployment)
