@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import threading
 import time
@@ -308,7 +307,18 @@ def terminal_width(stream: IO[str]) -> int | None:
     isatty = getattr(stream, "isatty", None)
     if not (isatty and isatty()):
         return None
-    return shutil.get_terminal_size((100, 24)).columns
+    # As shutil.get_terminal_size, without importing shutil (and the archive modules it
+    # loads) on every command: $COLUMNS, then the terminal, then 100.
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 100
 
 
 # --------------------------------------------------------------------------- sparkline

@@ -161,11 +161,10 @@ class DeploymentAuth:
 
 
 def _loads(data: bytes) -> Any:
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson is optional
-        return json.loads(data)
-    return orjson.loads(data)
+    # The standard library: orjson and msgspec parse faster, but parsing is 10-20 % of
+    # parse + decode and importing orjson costs more than it saves on a command's one
+    # response (BENCHMARKS.md, goals 1 and 2).
+    return json.loads(data)
 
 
 class AccessCommandTransport(Transport):
