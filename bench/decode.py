@@ -4,9 +4,9 @@ Builds synthetic flame graphs of 16k, 65k, 262k and 1M nodes, serializes each as
 JSON with int64 values as strings, then times JSON parsing (stdlib json, orjson, msgspec,
 and msgspec with a schema that turns the strings into ints), ``decode_flamegraph`` and
 ``FunctionTable.from_flamegraph`` (the decode + table path), and for comparison
-``FlameGraph.to_tree`` + ``FunctionTable.from_tree``; plus a 65,536-node ``FlameGraphDiff``
-decode and tabulation. Prints markdown tables. Timings are the best CPU time of several
-runs, so other load on the machine inflates them less.
+``FlameGraph.to_tree`` + ``FunctionTable.from_tree``; plus ``FlameGraphDiff`` decoding and
+tabulation at about 65k and 262k nodes. Prints markdown tables. Timings are the best CPU
+time of several runs, so other load on the machine inflates them less.
 
 Run: ``python bench/decode.py [--quick]`` (``--quick`` stops at 65k nodes).
 Goals: 65k-node decode + table < 100 ms, 65k diff < 150 ms, linear growth.
@@ -39,8 +39,9 @@ from watcher.flamegraph import (
 )
 
 SIZES = (16_384, 65_536, 262_144, 1_048_576)
-# The diff's left side; with the renamed subtrees the aligned diff has about 65,536 nodes.
-DIFF_SIZE = 62_500
+# The diff's left side; with the renamed subtrees the aligned diff has about 65,536 and
+# 262,144 nodes.
+DIFF_SIZES = (62_500, 250_000)
 RENAME_RATE = 0.002
 SEED = 20240601
 
@@ -192,8 +193,10 @@ def bench_diff(n: int) -> dict[str, Any]:
     left = synthetic_tree(n, seed=SEED + 1)
     right = perturbed(left, seed=SEED + 2)
     body = json.dumps({"flamegraph": to_connect_json(encode_diff(left, right))}).encode()
-    t_orjson, parsed = best(lambda: orjson.loads(body), 7)
-    t_decode, diff = best(lambda: decode_diff(parsed), 7)
+    repeat = 7 if n <= 65_536 else 3
+    t_json, parsed = best(lambda: json.loads(body), repeat)
+    t_orjson, _ = best(lambda: orjson.loads(body), repeat)
+    t_decode, diff = best(lambda: decode_diff(parsed), repeat)
 
     def run() -> DiffTable:
         base, current = FunctionTable.from_diff(decode_diff(parsed))
@@ -203,16 +206,31 @@ def bench_diff(n: int) -> dict[str, Any]:
         lt, rt = decode_diff(parsed).to_trees()
         return DiffTable(FunctionTable.from_tree(lt), FunctionTable.from_tree(rt), "self")
 
-    t_all, table = best(run, 7)
-    t_trees, _ = best(run_trees, 5)
+    # The message with ints instead of int64 strings, as a typed or protobuf parser gives.
+    body_ints = parsed["flamegraph"]
+    ints = {
+        **body_ints,
+        "levels": [list(map(int, lv.get("values", ()))) for lv in body_ints["levels"]],
+    }
+
+    def run_ints() -> DiffTable:
+        base, current = FunctionTable.from_diff(decode_diff(ints))
+        return DiffTable(base, current, "self")
+
+    t_all, table = best(run, repeat)
+    t_ints, _ = best(run_ints, repeat)
+    t_trees, _ = best(run_trees, min(repeat, 5))
     lt, rt = diff.to_trees()
     assert lt == left and rt == right, "diff round trip changed a tree"
     return {
         "nodes": diff.node_count,
         "MB": len(body) / 1e6,
+        "json": t_json,
         "orjson": t_orjson,
         "decode": t_decode,
         "all": t_all,
+        "ns/node": t_all * 1e6 / diff.node_count,
+        "ints": t_ints,
         "trees": t_trees,
         "rows": len(table),
     }
@@ -237,14 +255,22 @@ def main() -> None:
             f"| **{r['all']:.1f}** | {r['ns/node']:.0f} | {r['all_typed']:.1f} "
             f"| {r['to_tree']:.1f} | {r['from_tree']:.1f} |"
         )
-    d = bench_diff(DIFF_SIZE)
-    print("\ndiff = decode_diff + FunctionTable.from_diff + DiffTable\n")
-    print("| diff nodes | JSON MB | orjson | decode_diff | diff | via to_trees | rows |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    diff_sizes = DIFF_SIZES[:1] if "--quick" in sys.argv else DIFF_SIZES
+    diffs = [bench_diff(n) for n in diff_sizes]
+    print("\ndiff = decode_diff + FunctionTable.from_diff + DiffTable, from the json.loads result;")
+    print("diff (ints) = the same from levels of ints (what msgspec typed or protobuf gives).\n")
     print(
-        f"| {d['nodes']:,} | {d['MB']:.1f} | {d['orjson']:.1f} | {d['decode']:.1f} "
-        f"| **{d['all']:.1f}** | {d['trees']:.1f} | {d['rows']:,} |"
+        "| diff nodes | JSON MB | json.loads | orjson | decode_diff | diff | ns/node "
+        "| diff (ints) | via to_trees | rows |"
     )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for d in diffs:
+        print(
+            f"| {d['nodes']:,} | {d['MB']:.1f} | {d['json']:.1f} | {d['orjson']:.1f} "
+            f"| {d['decode']:.1f} | **{d['all']:.1f}** | {d['ns/node']:.0f} | {d['ints']:.1f} "
+            f"| {d['trees']:.1f} | {d['rows']:,} |"
+        )
+    print(f"\nload average after the run: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

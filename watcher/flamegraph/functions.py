@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal, NamedTuple
 
 from watcher.flamegraph.decode import FlameGraph, FlameGraphDiff
@@ -198,8 +199,10 @@ class FunctionDiff(NamedTuple):
     vanished: bool
 
 
-def _row_order(row: FunctionDiff) -> tuple[float, str]:
-    return (-abs(row.absolute_change), row.name)
+# Building rows straight from tuples skips the Python-level ``__new__`` of a named tuple.
+_new_row = tuple.__new__
+_row_name = itemgetter(FunctionDiff._fields.index("name"))
+_row_change = itemgetter(FunctionDiff._fields.index("absolute_change"))
 
 
 class DiffTable:
@@ -239,23 +242,30 @@ class DiffTable:
                 continue
             b_share = b / base_total
             c_share = c / cur_total
-            change = c_share - b_share
             append(
-                FunctionDiff(
-                    name,
-                    kind,
-                    b,
-                    c,
-                    b_share,
-                    c_share,
-                    c - b,
-                    change,
-                    (c_share / b_share - 1.0) if b_share else None,
-                    not b,
-                    not c,
+                _new_row(
+                    FunctionDiff,
+                    (
+                        name,
+                        kind,
+                        b,
+                        c,
+                        b_share,
+                        c_share,
+                        c - b,
+                        c_share - b_share,
+                        (c_share / b_share - 1.0) if b_share else None,
+                        not b,
+                        not c,
+                    ),
                 )
             )
-        rows.sort(key=_row_order)
+        # Largest share change first, ties by name: sort by name, then stably by size.
+        rows.sort(key=_row_name)
+        size = list(map(abs, map(_row_change, rows)))
+        rows = list(
+            map(rows.__getitem__, sorted(range(len(rows)), key=size.__getitem__, reverse=True))
+        )
         self.rows = rows
         self.by_name = {row.name: row for row in rows}
 
