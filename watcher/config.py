@@ -469,8 +469,8 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    min_relative_increase: float = 0.05
-    min_share_increase: float = 0.001
+    min_relative_increase: float = 0.005
+    min_share_increase: float = 0.0
     min_samples: int = 100
     alpha: float = 0.01
 
@@ -493,8 +493,8 @@ class WatchConfig(BaseModel):
     baselines: list[Offset] = Field(
         default_factory=lambda: [timedelta(days=-1), timedelta(days=-6)], min_length=1
     )
-    min_relative_increase: float = Field(default=0.05, ge=0)
-    min_share_increase: float = Field(default=0.001, ge=0, le=1)
+    min_relative_increase: float = Field(default=0.005, ge=0)
+    min_share_increase: float = Field(default=0.0, ge=0, le=1)
     min_samples: int = Field(default=100, ge=0)
     alpha: float = Field(default=0.01, gt=0, lt=1)
     alerts: list[str] = Field(default_factory=list)

@@ -9,11 +9,14 @@ previous window and, when something was found, looks up the ``version`` label va
 every window and detects again with them. Every window is fetched once over HTTP and
 reused by later runs that need it (the answers would be identical).
 
-Like the daemon, the evaluator passes no ``previous_baselines``: detection then checks
-persistence by comparing the previous window with the *current* window's baselines, an
-hour of the day later. ``previous_baselines=True`` passes the previous window's own -1d
-and -7d windows instead; the benchmark's ``--previous-baselines`` option measures that
-variant.
+Persistence follows the daemon: a first pass gives the previous window no baselines of
+its own (``detect`` then reuses the current window's); when that pass has candidates (a
+finding, a candidate "not confirmed", or one held back as a cost shift of the previous
+window) the previous window's own -1d and -7d windows are fetched and detection runs
+again with ``previous_baselines``, and that second result is the run's. The second pass
+also estimates the dispersion from both pairs of baselines. ``previous_baselines=False``
+(``--current-baselines-for-previous``) keeps the first pass only: the older behaviour, in
+which the previous window is compared with baselines an hour of the day later.
 
 :func:`run_job` generates one job's fleet, loads it into a :class:`Sandbox` on
 ``127.0.0.1:0`` and judges every run: findings credited to the injected change, false
@@ -55,17 +58,18 @@ from watcher.times import TimeRange
 
 #: The two threshold configurations every run is judged under.
 #: ``default`` is what a watch gets without settings (``WatchConfig`` and
-#: ``DetectionThresholds`` defaults); ``statistical`` relaxes the practical gates so the
-#: power of the test itself shows.
+#: ``DetectionThresholds`` defaults); ``strict`` is the earlier default: practical gates of
+#: relative >= 5 % and share >= 0.1 pp, every baseline tested on its own. A watch can
+#: still set those gates; the comparison shows what they cost.
 CONFIGS: Mapping[str, DetectionThresholds] = {
     "default": DetectionThresholds(),
-    "statistical": DetectionThresholds(min_relative_increase=0.01, min_share_increase=0.0),
-}
-#: The opt-in pooled baseline test, with the statistical gates (``--pooled``).
-POOLED: Mapping[str, DetectionThresholds] = {
-    "pooled": DetectionThresholds(
-        min_relative_increase=0.01, min_share_increase=0.0, pool_baselines=True
+    "strict": DetectionThresholds(
+        min_relative_increase=0.05, min_share_increase=0.001, pool_baselines=False
     ),
+}
+#: The default gates with every baseline tested on its own (``--per-baseline``).
+PER_BASELINE: Mapping[str, DetectionThresholds] = {
+    "per-baseline": DetectionThresholds(pool_baselines=False),
 }
 #: The daemon's defaults: window, baselines, tree size, version label.
 WINDOW = HOUR
@@ -76,6 +80,10 @@ VERSION_LABEL = "version"
 GOAL_WINDOWS = 2
 #: Informational notes that mean "significant at the Bonferroni level".
 _SIGNIFICANT_NOTES = ("significant but", "not confirmed")
+#: How detection notes a candidate the previous window did not confirm, and a candidate
+#: held back because the previous window's rise was a cost shift.
+NOT_CONFIRMED_NOTE = "not confirmed"
+PREVIOUS_SHIFT_NOTE = "in the previous window"
 
 
 class PairEvaluator:
@@ -91,7 +99,7 @@ class PairEvaluator:
         sample_rate_hz: float = SAMPLE_RATE_HZ,
         max_nodes: int = MAX_NODES,
         version_label: str = VERSION_LABEL,
-        previous_baselines: bool = False,
+        previous_baselines: bool = True,
     ) -> None:
         self.client = client
         self.previous_baselines = previous_baselines
@@ -159,11 +167,6 @@ class PairEvaluator:
             return {}
         previous = self.table(service, previous_rng)
         baselines = [self.table(service, rng) for rng in baseline_rngs]
-        previous_baselines = None
-        if self.previous_baselines:  # not what the daemon does: see the module docstring
-            previous_baselines = [
-                self.table(service, previous_rng.shifted(offset)) for offset in self.offsets
-            ]
         parents = self.parents(service, current_rng)
         context = DetectionContext(
             service=service,
@@ -173,17 +176,29 @@ class PairEvaluator:
             baseline_starts=tuple(rng.start for rng in baseline_rngs),
             sample_rate_hz=self.sample_rate_hz,
         )
+        previous_rngs = [previous_rng.shifted(offset) for offset in self.offsets]
         out: dict[str, DetectionResult] = {}
         for name, thresholds in configs.items():
+            previous_baselines: list[FunctionTable] | None = None
             result = detect(
                 current,
                 baselines,
                 previous=previous,
-                previous_baselines=previous_baselines,
                 thresholds=thresholds,
                 context=context,
                 parents=parents,
             )
+            if self.previous_baselines and has_candidates(result):
+                previous_baselines = [self.table(service, rng) for rng in previous_rngs]
+                result = detect(
+                    current,
+                    baselines,
+                    previous=previous,
+                    previous_baselines=previous_baselines,
+                    thresholds=thresholds,
+                    context=context,
+                    parents=parents,
+                )
             if result.findings:
                 with_versions = replace(
                     context,
@@ -202,6 +217,15 @@ class PairEvaluator:
                 )
             out[name] = result
         return out
+
+
+def has_candidates(result: DetectionResult) -> bool:
+    """Whether a pass had candidates: a finding, or one held back by the persistence check."""
+    if result.findings:
+        return True
+    if any(c.note.startswith(PREVIOUS_SHIFT_NOTE) for c in result.cost_shifts):
+        return True
+    return any(i.note.startswith(NOT_CONFIRMED_NOTE) for i in result.informational)
 
 
 # -- judging ---------------------------------------------------------------------------------
@@ -371,12 +395,12 @@ def run_job(
     job: Job,
     configs: Mapping[str, DetectionThresholds] = CONFIGS,
     *,
-    previous_baselines: bool = False,
+    previous_baselines: bool = True,
 ) -> JobResult:
     """Generate, serve and evaluate one job; everything goes through the sandbox's HTTP API.
 
-    ``previous_baselines`` gives the persistence check the previous window's own baselines
-    (a variant the daemon does not use; off by default).
+    ``previous_baselines`` (on by default, as in the daemon) fetches the previous window's
+    own baselines when a first pass has candidates; off keeps the older single pass.
     """
     started = time.perf_counter()
     out = JobResult(job.name)

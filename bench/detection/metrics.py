@@ -623,7 +623,7 @@ def recall_table(results: Results, config: str, phi: float) -> str:
 
 
 def goal_recall_table(results: Results, deltas: Sequence[float] = (0.1, 0.2, 0.5)) -> str:
-    """Recall (default / statistical) at a few deltas per (phi, bin, size), self and total."""
+    """Recall (default / strict) at a few deltas per (phi, bin, size), self and total."""
     configs = results.configs()
     sizes = results.sizes()
     lines = [

@@ -38,7 +38,7 @@ def execute(
     jobs: int = 1,
     *,
     progress: bool = False,
-    previous_baselines: bool = False,
+    previous_baselines: bool = True,
     configs: Mapping[str, DetectionThresholds] = harness.CONFIGS,
 ) -> metrics.Results:
     """Run every job of ``plan`` (in ``jobs`` worker processes) and collect the outcomes."""
@@ -86,7 +86,7 @@ def render(
     *,
     seconds: float,
     command: str,
-    previous_baselines: bool = False,
+    previous_baselines: bool = True,
 ) -> str:
     """The report as markdown."""
     found = metrics.goals(results)
@@ -112,18 +112,20 @@ def render(
         ),
         f"- {results.runs} detection runs (each judged under both configurations), "
         f"{results.queries} HTTP queries to the sandbox; {seconds:.0f} s",
-        "- configurations: **default** = the shipped gates (relative >= 5 %, share >= 0.1 pp); "
-        "**statistical** = gates relaxed (relative >= 1 %, share >= 0)"
+        "- configurations: **default** = the shipped thresholds (growth >= 0.5 %, no share "
+        "gate, baselines pooled); **strict** = the earlier defaults (relative >= 5 %, share "
+        ">= 0.1 pp, each baseline on its own)"
         + (
-            "; **pooled** = statistical gates with the opt-in pooled baseline test"
-            if "pooled" in results.configs()
+            "; **per-baseline** = default gates, each baseline on its own"
+            if "per-baseline" in results.configs()
             else ""
         ),
         "- persistence: "
         + (
-            "previous window against its own -1d/-7d baselines (variant)"
+            "previous window against its own -1d/-7d baselines when a first pass has "
+            "candidates (as the daemon does)"
             if previous_baselines
-            else "previous window against the current window's baselines (as the daemon does)"
+            else "previous window against the current window's baselines (older behaviour)"
         ),
         "",
         "## Goals",
@@ -138,7 +140,7 @@ def render(
         "",
         metrics.side_table(results),
         "",
-        "## MDE80: measured default / statistical (theoretical limit)",
+        "## MDE80: measured default / strict (theoretical limit)",
         "",
         "Extra work in the function (+10 % = 1.1x its CPU) detected with 80 % recall within "
         "two windows; `<=` below the smallest delta, `>` not reached at the largest. Theory: "
@@ -147,7 +149,7 @@ def render(
         "",
         metrics.mde_table(results),
         "",
-        "## Recall within two windows, default / statistical (self and total pooled)",
+        "## Recall within two windows, default / strict (self and total pooled)",
         "",
         metrics.goal_recall_table(results),
     ]
@@ -178,14 +180,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--no-real-stacks", action="store_true")
     parser.add_argument(
-        "--pooled",
+        "--per-baseline",
         action="store_true",
-        help="also judge every run with the opt-in pooled baseline test (statistical gates)",
+        help="also judge every run with the default gates but no pooled baseline test",
     )
     parser.add_argument(
-        "--previous-baselines",
-        action="store_true",
-        help="variant: check persistence against the previous window's own baselines",
+        "--current-baselines-for-previous",
+        dest="previous_baselines",
+        action="store_false",
+        help="older behaviour: check persistence against the current window's baselines",
     )
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     parser.add_argument("--json", type=Path, help="write every judged run here")
@@ -229,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     started = time.perf_counter()
-    configs = {**harness.CONFIGS, **(harness.POOLED if args.pooled else {})}
+    configs = {**harness.CONFIGS, **(harness.PER_BASELINE if args.per_baseline else {})}
     results = execute(
         plan,
         args.jobs,
@@ -268,7 +271,7 @@ def save(
     *,
     seconds: float,
     command: str,
-    previous_baselines: bool = False,
+    previous_baselines: bool = True,
 ) -> None:
     """Write the judged runs and what produced them as JSON (see ``--from-json``)."""
     payload: dict[str, Any] = {

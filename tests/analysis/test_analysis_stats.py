@@ -240,6 +240,32 @@ def test_dispersion_falls_back_to_the_documented_default() -> None:
     assert (sparse.phi, sparse.source) == (DEFAULT_DISPERSION, "default")
 
 
+def test_dispersion_groups_pool_pairs_without_counting_drift_between_them() -> None:
+    """Three pairs of windows, the mix drifting between pairs: groups see phi, not the drift.
+
+    Each pair gets its own pooled shares, so a mix that differs between pairs (the daily
+    drift between the current window's hour and the previous one's) adds nothing, and the
+    degrees of freedom add up (one per pair and function here).
+    """
+    windows, totals = _hourly_self_counts(4.0, seed=11)
+    drifted = []
+    for index, window in enumerate(windows):
+        factor = 1.0 + 0.3 * (index // 2)  # pair 0 unchanged, pair 1 +30 %, pair 2 +60 %
+        drifted.append(
+            {n: c * (factor if i % 2 else 1.0) for i, (n, c) in enumerate(sorted(window.items()))}
+        )
+    totals = [sum(w.values()) for w in drifted]
+    grouped = estimate_dispersion(drifted, totals, groups=[0, 0, 1, 1, 2, 2])
+    assert grouped.source == "estimated" and grouped.windows == 6
+    assert grouped.phi == pytest.approx(4.0, rel=0.3)
+    assert estimate_dispersion(drifted, totals).phi > 2 * grouped.phi  # drift counted as noise
+    # One pair alone is the old two-window estimate; a group of one window adds nothing.
+    alone = estimate_dispersion(drifted[:2], totals[:2])
+    assert estimate_dispersion(drifted[:3], totals[:3], groups=[0, 0, 1]).phi == alone.phi
+    with pytest.raises(ValueError, match="one label per window"):
+        estimate_dispersion(drifted[:2], totals[:2], groups=[0])
+
+
 # -- sample counts ----------------------------------------------------------------------------
 
 

@@ -16,9 +16,11 @@ The rules, in the order they apply:
 1. **Sample counts.** Values become sample counts with :func:`~watcher.analysis.stats.sample_model`
    (CPU/wall time: ``value * Hz / 1e9`` for nanoseconds; other units: dispersion-only).
 2. **Dispersion.** ``phi`` is estimated from the baseline windows' self counts
-   (:func:`~watcher.analysis.stats.estimate_dispersion`). With fewer than two baselines it
-   is the larger of :data:`~watcher.analysis.stats.DEFAULT_DISPERSION` and the same robust
-   estimate taken across the baseline, previous and current windows.
+   (:func:`~watcher.analysis.stats.estimate_dispersion`); when the previous window comes
+   with its own baselines, those are a second group of windows and the degrees of freedom
+   add up. With fewer than two baselines it is the larger of
+   :data:`~watcher.analysis.stats.DEFAULT_DISPERSION` and the same robust estimate taken
+   across the baseline, previous and current windows.
 3. **Eligibility.** A (function, kind) pair is tested when every baseline holds at least
    ``min_samples`` of it and its expected count in the current window is at least
    ``min_samples`` (for dispersion-only units, counts divided by ``phi``). ``total`` is
@@ -27,13 +29,19 @@ The rules, in the order they apply:
 4. **Test.** One-sided quasi-binomial rate test of the current share against **each**
    baseline; a function is significant only when every baseline rejects at the Bonferroni
    level ``alpha / eligible_count`` (an intersection-union test, whose p-value is the
-   largest of the per-baseline ones). With ``pool_baselines`` (off by default) the
+   largest of the per-baseline ones). With ``pool_baselines`` (the default) the
    baselines are summed into one for the test, which shrinks its standard error (by 13 %
    with two equal baselines), while every baseline on its own must still show the
    increase at the one-sided 5 % level; persistence is checked the same way.
-5. **Practical gates.** Against every baseline: relative increase >= ``min_relative_increase``,
-   share increase >= ``min_share_increase``; and, when set, impact >= ``min_impact``.
-6. **Cost shift.** When the increase is matched (within ``cost_shift_tolerance``, 30 %, or
+5. **Practical gates.** Against every baseline: growth relative to the rest of the
+   profile (the odds ratio of the share, minus 1: the function's own extra work when
+   nothing else changed) >= ``min_relative_increase``; share increase >=
+   ``min_share_increase``; and, when set, impact >= ``min_impact``.
+6. **Common rise.** When a sign test over the self tests says most shares rose (one-sided
+   0.1 %, at least ten tests), work fell elsewhere and every share rose with it; a
+   candidate is then kept only if it is significant above the median ratio of current to
+   baseline share.
+7. **Cost shift.** When the increase is matched (within ``cost_shift_tolerance``, 30 %, or
    two standard errors of the difference when the windows are small, but at least 40 %)
    by significant (2 SE) decreases of siblings under one parent, after removing the
    dilution that a pure regression of the function would cause, and the parent's total
@@ -41,16 +49,18 @@ The rules, in the order they apply:
    reported, not alerted. Top-level functions are siblings under a virtual root whose
    share is always 1. A function absent from every baseline that matches such decreases
    (a rename) is a cost shift too.
-7. **Persistence.** The previous window must also be significantly above its baselines
-   (one-sided, level ``confirm_alpha`` split over the candidates). Candidates that fail are
-   informational ("not confirmed"), which suppresses one-window spikes. Without a
-   previous window persistence is not checked: findings carry ``persistent=None`` and the
-   result says so in ``notes``.
-8. **Call chains.** Findings whose function is a caller (transitively) of another finding's
+8. **Persistence.** The previous window must also be significantly above its baselines
+   (one-sided, level ``confirm_alpha`` split over the candidates), and that rise must not
+   be a cost shift against those baselines (the rule of step 7 applied to the previous
+   window). Candidates that fail are informational ("not confirmed"), which suppresses
+   one-window spikes; those whose previous window was a cost shift are cost shifts
+   ("in the previous window matched by ..."). Without a previous window persistence is
+   not checked: findings carry ``persistent=None`` and the result says so in ``notes``.
+9. **Call chains.** Findings whose function is a caller (transitively) of another finding's
    function are merged into it: the deepest frame is kept, a self finding wins over the
    total finding of the same function or of a function in a call cycle with it, and the
    merged functions become ``callers`` (nearest first).
-9. **Attribution and severity.** When the window version labels show a version in the
+10. **Attribution and severity.** When the window version labels show a version in the
    previous or current window that the latest baseline did not run, the finding carries
    ``(old, new)``. Severity comes from impact: for CPU and wall time at least
    ``critical_impact`` cores is critical and at least ``warning_impact`` is a warning; for
@@ -64,6 +74,7 @@ absent from every baseline, is listed in ``informational`` with a ``note``.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -116,6 +127,10 @@ _MATCH_FLOOR = 0.4
 _AGREE_Z = norm_isf(0.05)
 #: The parent's total is "not significantly changed" below this two-sided 1 % quantile.
 _PARENT_Z = norm_isf(0.005)
+#: Most shares rose together when a sign test over the self tests says so at this level
+#: (one-sided 0.1 %), given at least this many tests.
+_COMMON_Z = norm_isf(0.001)
+_COMMON_MIN_TESTS = 10
 #: The note of informational entries whose share fell.
 _DECREASE = "decrease"
 #: Name of the synthetic node that tree truncation sums small children into.
@@ -185,12 +200,12 @@ class DetectionThresholds:
 
     ``min_impact`` (in the impact unit, cores for CPU) is off by default. ``confirm_alpha``
     is the persistence level (default ``alpha``). ``warning_impact`` and ``critical_impact``
-    set severity for time profiles, in cores. ``pool_baselines`` (off by default) tests
+    set severity for time profiles, in cores. ``pool_baselines`` (on by default) tests
     against the baselines pooled, see :func:`detect`.
     """
 
-    min_relative_increase: float = 0.05
-    min_share_increase: float = 0.001
+    min_relative_increase: float = 0.005
+    min_share_increase: float = 0.0
     min_samples: float = 100
     alpha: float = 0.01
     min_impact: float | None = None
@@ -199,7 +214,7 @@ class DetectionThresholds:
     cost_shift_tolerance: float = 0.3
     warning_impact: float = 0.1
     critical_impact: float = 1.0
-    pool_baselines: bool = False
+    pool_baselines: bool = True
 
 
 DEFAULT_THRESHOLDS = DetectionThresholds()
@@ -390,6 +405,20 @@ def _version_change(context: DetectionContext) -> tuple[str, str] | None:
     return ",".join(sorted(old)), ",".join(sorted(new))
 
 
+def _growth(share: float, baseline_share: float) -> float:
+    """The function's growth relative to the rest of the profile (the odds ratio, minus 1).
+
+    With the rest unchanged it is exactly the function's own extra work: +10 % work on a
+    function holding half the profile moves its share by only +4.8 %, its odds by +10 %.
+    For small shares it equals the relative change of the share.
+    """
+    if baseline_share <= 0.0 or share >= 1.0:
+        return math.inf
+    if baseline_share >= 1.0:
+        return -1.0
+    return (share / (1.0 - share)) / (baseline_share / (1.0 - baseline_share)) - 1.0
+
+
 def _severity(
     model: SampleModel, impact: float, absolute_change: float, thresholds: object
 ) -> Severity:
@@ -437,6 +466,7 @@ class _Detector:
         self.current = _window(current, self.model, skip_other)
         self.baselines = [_window(b, self.model, skip_other) for b in baselines]
         self.previous = None if previous is None else _window(previous, self.model, skip_other)
+        self.own_previous_baselines = not (previous is None or previous_baselines is None)
         if previous is None or previous_baselines is None:
             self.previous_baselines = self.baselines
         else:
@@ -450,7 +480,7 @@ class _Detector:
         self._children: dict[str, set[str]] | None = None
         self.min_samples = float(thresholds.min_samples)
         self.alpha = float(thresholds.alpha)
-        self.pooled = bool(_option(thresholds, "pool_baselines", False))
+        self.pooled = bool(_option(thresholds, "pool_baselines", DEFAULT_THRESHOLDS.pool_baselines))
         self.phi = DEFAULT_DISPERSION
         self.phi_source = "default"
 
@@ -459,10 +489,17 @@ class _Detector:
     def estimate_phi(self) -> None:
         windows = self.baselines
         if len(windows) >= 2:
+            groups = [0] * len(windows)
+            if self.own_previous_baselines and all(b.samples > 0 for b in self.previous_baselines):
+                # The previous window's baselines are a second set of windows a whole
+                # number of days apart: the same question asked again, independently.
+                windows = [*windows, *self.previous_baselines]
+                groups += [1] * len(self.previous_baselines)
             estimate = estimate_dispersion(
                 [w.self_counts for w in windows],
                 [w.samples for w in windows],
                 min_expected=self.min_samples,
+                groups=groups,
             )
             self.phi, self.phi_source = estimate.phi, estimate.source
             if estimate.source == "default":
@@ -540,7 +577,7 @@ class _Detector:
             z_max=z_max,
             p_increase=p_increase,
             p_decrease=norm_cdf(z_max),
-            rel_min=min(share / s - 1.0 if s > 0 else math.inf for s in shares),
+            rel_min=min(_growth(share, s) for s in shares),
             abs_min=min(share - s for s in shares),
             impact=(rate - base_rate) * self.model.impact_per_unit,
         )
@@ -562,7 +599,9 @@ class _Detector:
         """Empty when every practical gate passes, else which one failed."""
         th = self.thresholds
         if test.rel_min < float(th.min_relative_increase):
-            return f"relative increase {test.rel_min:+.1%} below {th.min_relative_increase:.1%}"
+            return (
+                f"relative increase {test.rel_min:+.2%} below {float(th.min_relative_increase):.2%}"
+            )
         if test.abs_min < float(th.min_share_increase):
             return (
                 f"share increase {test.abs_min * 100:+.3f} pp below "
@@ -573,13 +612,56 @@ class _Detector:
             return f"impact {test.impact:.3g} {self.model.impact_unit} below {float(min_impact):g}"
         return ""
 
+    def _common_rise(self, tests: Sequence[_Test]) -> float:
+        """The factor by which most shares rose together (work fell elsewhere), else 1.
+
+        When a large function gets cheaper, every other function's share rises by the
+        same factor although none of them changed. A one-sided sign test over the
+        self tests decides whether most shares rose (at :data:`_COMMON_Z`); the factor is
+        then the median ratio of current to baseline share.
+        """
+        ratios = [t.share / t.pooled_share for t in tests if t.kind == "self" and t.pooled_share]
+        k = len(ratios)
+        if k < _COMMON_MIN_TESTS:
+            return 1.0
+        up = sum(1 for r in ratios if r > 1.0)
+        if (up - 0.5 * k) / (0.5 * math.sqrt(k)) < _COMMON_Z:
+            return 1.0
+        return max(1.0, statistics.median(ratios))
+
+    def _within_common_rise(self, test: _Test, common: float, z_crit: float) -> bool:
+        """Whether the rise is not significant once the common rise is taken out."""
+        n1 = self.current.samples
+        for p0, base in zip(test.baseline_shares, self.baselines, strict=True):
+            expected = min(common * p0, 1.0)
+            variance = self.phi * p0 * (1.0 - p0) * (1.0 / n1 + 1.0 / base.samples)
+            if variance <= 0.0 or (test.share - expected) / math.sqrt(variance) < z_crit:
+                return True
+        return False
+
     def _cost_shift(self, test: _Test) -> str:
         """A description of the matching siblings when ``test`` is a cost shift, else empty."""
+        return self._shift_match(
+            test.function, test.pooled_share, test.share, self.current, self.baselines
+        )
+
+    def _shift_match(
+        self,
+        function: str,
+        p0: float,
+        p1: float,
+        current: _Window,
+        baselines: Sequence[_Window],
+    ) -> str:
+        """The cost-shift rule for a rise of ``function`` from ``p0`` to ``p1`` in ``current``.
+
+        ``baselines`` are the windows ``current`` is compared with (the current window's
+        for the decision, the previous window's own for persistence).
+        """
         if not self.parents:
             return ""
         if self._children is None:
             self._children = _children(self.parents)
-        p0, p1 = test.pooled_share, test.share
         if p1 >= 1.0:
             return ""
         growth = (p1 - p0) / (1.0 - p1)  # the total's growth if the increase were new work
@@ -587,22 +669,22 @@ class _Detector:
         if increase <= 0.0:
             return ""
         tolerance = float(_option(self.thresholds, "cost_shift_tolerance", 0.3))
-        n1 = self.current.samples
-        n0 = sum(b.samples for b in self.baselines)
-        ancestors = _ancestors(test.function, self.parents)
-        callers = [c for c in self.parents.get(test.function, ()) if c and c != test.function]
+        n1 = current.samples
+        n0 = sum(b.samples for b in baselines)
+        ancestors = _ancestors(function, self.parents)
+        callers = [c for c in self.parents.get(function, ()) if c and c != function]
         for parent in callers or [_ROOT]:
             decrease = 0.0
             variance = self.phi * p0 * (1.0 - p0) * (1.0 / n1 + 1.0 / n0)
             moved_from: list[str] = []
             for sibling in sorted(self._children.get(parent, ())):
-                if sibling == test.function or sibling in ancestors:
+                if sibling == function or sibling in ancestors:
                     continue
-                x0 = sum(b.total_counts.get(sibling, 0.0) for b in self.baselines)
+                x0 = sum(b.total_counts.get(sibling, 0.0) for b in baselines)
                 q0 = x0 / n0
                 if q0 <= 0.0 or q0 >= 1.0:
                     continue
-                q1 = self.current.total_counts.get(sibling, 0.0) / n1
+                q1 = current.total_counts.get(sibling, 0.0) / n1
                 drop = q0 - q1 * (1.0 + growth)
                 sibling_variance = self.phi * q0 * (1.0 - q0) * (1.0 / n1 + 1.0 / n0)
                 if drop >= _SIBLING_Z * math.sqrt(sibling_variance):
@@ -617,8 +699,8 @@ class _Detector:
             if decrease < _MATCH_FLOOR * increase or abs(decrease - increase) > band:
                 continue
             if parent != _ROOT:
-                x0p = sum(b.total_counts.get(parent, 0.0) for b in self.baselines)
-                x1p = self.current.total_counts.get(parent, 0.0)
+                x0p = sum(b.total_counts.get(parent, 0.0) for b in baselines)
+                x1p = current.total_counts.get(parent, 0.0)
                 if x0p <= 0.0:
                     continue
                 if abs(rate_test(x1p, n1, x0p, n0, phi=self.phi).z) >= _PARENT_Z:
@@ -655,6 +737,16 @@ class _Detector:
                 total = sum(b.samples for b in bases)
                 z = rate_test(count, previous.samples, sum(base_counts), total, phi=self.phi).z
             test.persistent = z >= z_needed
+            if test.persistent:
+                # The previous window must show the same thing: a rise that its own
+                # baselines explain as work moving between siblings is no confirmation.
+                p0 = sum(base_counts) / sum(b.samples for b in bases)
+                moved = self._shift_match(
+                    test.function, p0, count / previous.samples, previous, bases
+                )
+                if moved:
+                    test.persistent = False
+                    test.note = moved
 
     # -- building findings ------------------------------------------------------------------
 
@@ -776,12 +868,22 @@ class _Detector:
         candidates: list[_Test] = []
         shifts: list[tuple[_Test, str]] = []
         informational: list[tuple[_Test, str]] = []
+        common = self._common_rise(tests)
         for test in tests:
             if test.z_min < z_crit:
                 continue
             failed = self._passes_gates(test)
             if failed:
                 informational.append((test, f"significant but {failed}"))
+                continue
+            if common > 1.0 and self._within_common_rise(test, common, z_crit):
+                informational.append(
+                    (
+                        test,
+                        f"rise in line with the whole profile's (+{(common - 1) * 100:.1f} % "
+                        "for most functions: work fell elsewhere)",
+                    )
+                )
                 continue
             moved = self._cost_shift(test)
             if moved:
@@ -795,7 +897,9 @@ class _Detector:
             self.notes.append("no previous window: persistence not checked")
         confirmed: list[_Test] = []
         for test in candidates:
-            if test.persistent is False:
+            if test.persistent is False and test.note:
+                shifts.append((test, f"in the previous window {test.note}"))
+            elif test.persistent is False:
                 informational.append(
                     (test, "not confirmed in the previous window (transient or just started)")
                 )

@@ -365,6 +365,7 @@ def estimate_dispersion(
     min_functions: int = 5,
     default: float = DEFAULT_DISPERSION,
     max_share: float = 0.5,
+    groups: Sequence[int] | None = None,
 ) -> DispersionEstimate:
     """Dispersion of function shares across ``windows`` (sample counts per function).
 
@@ -373,35 +374,53 @@ def estimate_dispersion(
     ``X2 = sum_b (x_b - N_b p)^2 / (N_b p (1 - p))``, is ``phi * chi2(k - 1)`` under the
     quasi-binomial model; ``X2 / (k - 1)`` estimates ``phi``. The median over functions is
     robust to the few that really changed, and is divided by the median of
-    ``chi2(k-1)/(k-1)`` (0.87 at k = 6, 0.455 at k = 2) to remove its bias, then floored
+    ``chi2(df)/df`` (0.87 at df = 5, 0.455 at df = 1) to remove its bias, then floored
     at 1. With fewer than two windows or ``min_functions`` usable functions the
     conservative ``default`` is returned.
+
+    ``groups`` (one label per window) splits the windows into sets that are comparable
+    only among themselves, such as the current window's two baselines and the previous
+    window's two: each group gets its own pooled share (so a drift between groups is not
+    counted as noise) and the statistics add up, ``df = sum(k_g - 1)``. Two pairs of
+    windows give every function two degrees of freedom instead of one, which narrows the
+    estimate a lot when only a few dozen functions are well sampled.
     """
     if len(windows) != len(totals):
         raise ValueError("windows and totals must have the same length")
+    labels = list(groups) if groups is not None else [0] * len(windows)
+    if len(labels) != len(windows):
+        raise ValueError("groups must have one label per window")
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        members.setdefault(label, []).append(index)
+    parts = [m for m in members.values() if len(m) >= 2]
+    df = sum(len(m) - 1 for m in parts)
     k = len(windows)
-    if k < 2 or any(t <= 0 for t in totals):
+    if df < 1 or any(t <= 0 for t in totals):
         return DispersionEstimate(default, math.nan, 0, k, "default")
-    grand = float(sum(totals))
     names: set[str] = set()
     for window in windows:
         names.update(window)
-    smallest = min(totals)
     ratios: list[float] = []
     for name in names:
-        counts = [w.get(name, 0.0) for w in windows]
-        pooled = sum(counts) / grand
-        if pooled <= 0.0 or pooled > max_share or pooled * smallest < min_expected:
-            continue
         spread = 0.0
-        for count, total in zip(counts, totals, strict=True):
-            expected = total * pooled
-            spread += (count - expected) ** 2 / (expected * (1.0 - pooled))
-        ratios.append(spread / (k - 1))
+        usable = True
+        for part in parts:
+            counts = [windows[i].get(name, 0.0) for i in part]
+            part_totals = [float(totals[i]) for i in part]
+            pooled = sum(counts) / sum(part_totals)
+            if pooled <= 0.0 or pooled > max_share or pooled * min(part_totals) < min_expected:
+                usable = False
+                break
+            for count, total in zip(counts, part_totals, strict=True):
+                expected = total * pooled
+                spread += (count - expected) ** 2 / (expected * (1.0 - pooled))
+        if usable:
+            ratios.append(spread / df)
     if len(ratios) < min_functions:
         return DispersionEstimate(default, math.nan, len(ratios), k, "default")
     raw = statistics.median(ratios)
-    correction = chi2_median(k - 1) / (k - 1)
+    correction = chi2_median(df) / df
     return DispersionEstimate(max(1.0, raw / correction), raw, len(ratios), k, "estimated")
 
 
