@@ -6,7 +6,8 @@ Structure only, never timing (timings are in bench/startup.py and bench/client_o
   plain config does not import pydantic either, nor the protobuf runtime, nor httpx (a
   command speaks HTTP over a plain socket, or ``http.client`` for https), nor click's
   optional parts; a plain ``flamegraph`` query to an ``http://`` deployment imports neither
-  click (the fast path answers it) nor ``http.client``, ``ssl`` or ``email``;
+  click (the fast path answers it) nor ``http.client``, ``ssl`` or ``email``, nor
+  ``dataclasses`` (and so ``inspect``, ``ast``, ``dis``, ``tokenize``);
 - the quick deployment reader (``watcher.cli._common.quick_deployment``) either declines or
   gives exactly what ``watcher.config.load_settings`` gives, secrets included;
 - a client of an ``http://`` deployment loads no CA bundle.
@@ -14,6 +15,7 @@ Structure only, never timing (timings are in bench/startup.py and bench/client_o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -45,6 +47,13 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 #: answers it), and http.client with the ssl and email packages it imports (the socket
 #: transport speaks HTTP).
 FAST_PATH_FREE = ("click", "http", "ssl", "_ssl", "email")
+#: Nor these: ``dataclasses`` builds each class by generating and running code (about 1 ms a
+#: class) and its import loads ``inspect`` (with ``ast``, ``dis`` and ``tokenize``): ~10 ms.
+CLASS_BUILDERS = ("dataclasses", "inspect")
+#: The one fast-path module still using dataclasses (``FunctionStats``). Until it is
+#: converted, only the check that nothing else on the path uses them runs; after, the full
+#: check (``test_a_plain_flamegraph_query_imports_no_dataclasses_nor_inspect``) runs too.
+DATACLASS_PENDING = "watcher.flamegraph.functions"
 
 _PROBE = """
 import json, sys
@@ -56,14 +65,14 @@ except SystemExit as exc:
 else:
     code = 0
 tops = {{m.split(".")[0] for m in sys.modules}}
-tops |= {{m for m in sys.modules if m.startswith(("click.", "http.", "watcher.querier."))}}
+tops |= {{m for m in sys.modules if m.startswith(("click.", "http.", "watcher."))}}
 print("\\n" + json.dumps({{"code": code, "modules": sorted(tops)}}))
 """
 
 
 def _probe(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[int, set[str], str]:
     """Run ``pyrowatch ARGV`` in a fresh interpreter, through the console script's function;
-    its exit code and top-level modules (plus those of click, http and the querier)."""
+    its exit code and top-level modules (plus those of click, http and watcher)."""
     import os
 
     environ = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
@@ -78,6 +87,16 @@ def _probe(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[int, 
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     return int(report["code"] or 0), set(report["modules"]), proc.stdout + proc.stderr
+
+
+def _uses_dataclasses(module: str) -> bool:
+    """Whether ``module``'s source imports dataclasses (read, not run)."""
+    spec = importlib.util.find_spec(module)
+    origin = spec.origin if spec is not None else None
+    if origin is None or not origin.endswith(".py"):
+        return False
+    source = Path(origin).read_text(encoding="utf-8")
+    return "from dataclasses import" in source or "import dataclasses" in source
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -155,25 +174,44 @@ def test_query_over_a_plain_config_loads_no_validation_models(
     assert "s3cret-token" not in output
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["flamegraph", "local", "checkout"],
-        ["flamegraph", "local", "checkout", "30m", "cpu", "--json", "-n", "5"],
-        ["--no-color", "flamegraph", "local", "checkout", "--range", "1h", "-l", "pod!=x"],
-    ],
-    ids=lambda a: " ".join(a),
-)
+PLAIN_FLAMEGRAPH_QUERIES = [
+    ["flamegraph", "local", "checkout"],
+    ["flamegraph", "local", "checkout", "30m", "cpu", "--json", "-n", "5"],
+    ["--no-color", "flamegraph", "local", "checkout", "--range", "1h", "-l", "pod!=x"],
+]
+
+
+@pytest.mark.parametrize("argv", PLAIN_FLAMEGRAPH_QUERIES, ids=lambda a: " ".join(a))
 def test_a_plain_flamegraph_query_imports_no_click_nor_http_client(
     argv: list[str], plain_config: Path
 ) -> None:
-    """The fast path answers it: no click; the socket transport: no http.client, ssl, email."""
+    """The fast path answers it: no click; the socket transport: no http.client, ssl, email;
+    no module on the path builds classes with dataclasses (but the one still pending)."""
     code, modules, output = _probe(argv, {"PYROWATCH_CONFIG": str(plain_config)})
     assert code == 0, output
     assert "main" in output and "parse" in output  # the profile's functions were printed
     assert not modules & set(FAST_PATH_FREE), sorted(modules & set(FAST_PATH_FREE))
     assert not modules & set(DAEMON_ONLY + VALIDATION + HTTPX), output
     assert "watcher.querier.socket_transport" in modules
+    ours = {m for m in modules if m.startswith("watcher.")}
+    users = sorted(m for m in ours - {DATACLASS_PENDING} if _uses_dataclasses(m))
+    assert not users, f"fast-path modules importing dataclasses: {users}"
+
+
+@pytest.mark.parametrize("argv", PLAIN_FLAMEGRAPH_QUERIES, ids=lambda a: " ".join(a))
+def test_a_plain_flamegraph_query_imports_no_dataclasses_nor_inspect(
+    argv: list[str], plain_config: Path
+) -> None:
+    """Not even through a library: the whole path builds its classes without dataclasses."""
+    if _uses_dataclasses(DATACLASS_PENDING):
+        pytest.skip(
+            f"{DATACLASS_PENDING} still imports dataclasses (FunctionStats), which imports "
+            "inspect; this check runs once it no longer does"
+        )
+    code, modules, output = _probe(argv, {"PYROWATCH_CONFIG": str(plain_config)})
+    assert code == 0, output
+    assert "main" in output and "parse" in output
+    assert not modules & set(CLASS_BUILDERS), sorted(modules & set(CLASS_BUILDERS))
 
 
 def test_a_flamegraph_query_the_fast_path_declines_still_works(plain_config: Path) -> None:

@@ -191,7 +191,7 @@ def test_time_range_shifted_last_and_from_ms() -> None:
 
 
 def test_time_range_is_frozen_and_refuses_an_inverted_range() -> None:
-    """A start after the end is an error; the dataclass cannot be mutated."""
+    """A start after the end is an error; a TimeRange cannot be mutated."""
     with pytest.raises(TimeSpecError, match="after its end"):
         TimeRange(NOW, NOW - timedelta(seconds=1))
     rng = TimeRange(NOW, NOW)

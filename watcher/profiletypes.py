@@ -12,8 +12,7 @@ so IDs this module does not know (``wall:sample:count:wall:microseconds``) still
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from watcher.errors import ProfileTypeError
 
@@ -99,8 +98,7 @@ def _known() -> str:
     return ", ".join(ALIASES)
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileTypeID:
+class ProfileTypeID(NamedTuple):
     """The parts of a profile type ID."""
 
     name: str

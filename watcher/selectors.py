@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from watcher.errors import SelectorError
 
@@ -61,37 +60,57 @@ def is_legacy_label_name(name: str) -> bool:
     return _LEGACY_LABEL.fullmatch(name) is not None
 
 
-@dataclass(frozen=True, slots=True)
 class Matcher:
     """One label matcher. ``op`` is one of ``=``, ``!=``, ``=~``, ``!~``.
 
     An absent label matches as the empty string, as in Prometheus: ``{env=""}`` selects
-    series without ``env`` and ``{env!~".+"}`` does too.
+    series without ``env`` and ``{env!~".+"}`` does too. Read-only; equal and hashable by
+    name, op and value.
     """
 
-    name: str
-    op: str
-    value: str
-    _regex: re.Pattern[str] | None = field(
-        default=None, init=False, repr=False, compare=False, hash=False
-    )
+    __slots__ = ("_name", "_op", "_value", "_regex")
 
-    def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise SelectorError(f"unknown label matching operator {self.op!r}: use one of {OPS}")
-        if not self.name:
+    def __init__(self, name: str, op: str, value: str) -> None:
+        if op not in OPS:
+            raise SelectorError(f"unknown label matching operator {op!r}: use one of {OPS}")
+        if not name:
             raise SelectorError("label name must not be empty")
-        if self.op in ("=~", "!~"):
-            object.__setattr__(self, "_regex", compile_regex(self.value))
+        self._name = name
+        self._op = op
+        self._value = value
+        self._regex = compile_regex(value) if op in ("=~", "!~") else None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def op(self) -> str:
+        return self._op
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Matcher):
+            return NotImplemented
+        return (self._name, self._op, self._value) == (other._name, other._op, other._value)
+
+    def __hash__(self) -> int:
+        return hash((self._name, self._op, self._value))
+
+    def __repr__(self) -> str:
+        return f"Matcher(name={self._name!r}, op={self._op!r}, value={self._value!r})"
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a label set satisfies this matcher (absent label = ``""``)."""
-        actual = labels.get(self.name, "")
-        op = self.op
+        actual = labels.get(self._name, "")
+        op = self._op
         if op == "=":
-            return actual == self.value
+            return actual == self._value
         if op == "!=":
-            return actual != self.value
+            return actual != self._value
         assert self._regex is not None
         hit = self._regex.fullmatch(actual) is not None
         return hit if op == "=~" else not hit

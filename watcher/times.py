@@ -30,7 +30,6 @@ with a one-line message naming the accepted forms.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from watcher.errors import TimeSpecError
@@ -236,24 +235,44 @@ def _parse_unix(raw: str, digits: str, fraction: str | None) -> datetime:
         raise TimeSpecError(f"invalid time {_quote(raw)}: out of range") from None
 
 
-@dataclass(frozen=True, slots=True)
 class TimeRange:
-    """A half-open query window ``[start, end]`` in UTC.
+    """A half-open query window ``[start, end]`` in UTC; read-only, equal and hashable by
+    its two ends.
 
     Naive datetimes are taken as UTC; aware ones are converted to UTC. ``start`` must not
     be after ``end``.
     """
 
-    start: datetime
-    end: datetime
+    __slots__ = ("_start", "_end")
 
-    def __post_init__(self) -> None:
-        start = _aware_utc(self.start)
-        end = _aware_utc(self.end)
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "end", end)
+    def __init__(self, start: datetime, end: datetime) -> None:
+        start = _aware_utc(start)
+        end = _aware_utc(end)
         if start > end:
             raise TimeSpecError(f"time range start {_iso(start)} is after its end {_iso(end)}")
+        self._start = start
+        self._end = end
+
+    @property
+    def start(self) -> datetime:
+        """The first moment of the window (aware, UTC)."""
+        return self._start
+
+    @property
+    def end(self) -> datetime:
+        """The end of the window (aware, UTC)."""
+        return self._end
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TimeRange):
+            return NotImplemented
+        return self._start == other._start and self._end == other._end
+
+    def __hash__(self) -> int:
+        return hash((self._start, self._end))
+
+    def __repr__(self) -> str:
+        return f"TimeRange(start={self._start!r}, end={self._end!r})"
 
     @classmethod
     def last(cls, duration: timedelta, now: datetime | None = None) -> TimeRange:

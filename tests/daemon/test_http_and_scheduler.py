@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from watcher.daemon.app import json_ready
 from watcher.daemon.jobs import run_watch
 from watcher.daemon.scheduler import (
     MAX_JITTER_SECONDS,
@@ -25,6 +27,7 @@ from watcher.daemon.scheduler import (
     watch_job_id,
 )
 from watcher.errors import SchemaOutOfDate
+from watcher.times import TimeRange
 
 from .support import BIN, SECRET, T0, Clock, ConfigWriter
 
@@ -77,6 +80,19 @@ def test_health_readiness_metrics_and_api(
     assert _get(base + "/nowhere").status_code == 404
     for response in (metrics, regressions, snapshots, runs, one_run, *bad):
         assert SECRET not in response.text
+
+
+def test_the_api_gives_a_time_range_as_its_two_ends() -> None:
+    """Alone or inside a record, a TimeRange is ``{"start", "end"}`` in ISO UTC."""
+
+    @dataclass(frozen=True)
+    class Record:
+        window: TimeRange
+
+    rng = TimeRange(datetime(2024, 5, 1, 11, tzinfo=UTC), datetime(2024, 5, 1, 12, tzinfo=UTC))
+    ends = {"start": "2024-05-01T11:00:00Z", "end": "2024-05-01T12:00:00Z"}
+    assert json_ready(rng) == ends
+    assert json_ready([Record(rng)]) == [{"window": ends}]
 
 
 def test_readiness_needs_a_running_scheduler(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +66,62 @@ class QuickSecret:
         return "QuickSecret('**********')"
 
 
-@dataclass(frozen=True, slots=True)
 class QuickDeployment:
-    """A deployment read by :func:`quick_deployment`, with the fields of ``Deployment``."""
+    """A deployment read by :func:`quick_deployment`, with the fields of ``Deployment``.
 
-    name: str
-    url: str
-    token: QuickSecret | None = None
-    username: str | None = None
-    password: QuickSecret | None = None
-    access_command: str | None = field(default=None, repr=False)
-    cf_access_client_id: str | None = None
-    cf_access_client_secret: QuickSecret | None = None
-    tenant_id: str | None = None
-    timeout: float = 30.0
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    max_response_bytes: int = 256 * 1024 * 1024
+    Treat it as read-only once built. Its repr leaves out ``access_command`` (it may hold
+    a credential); secrets show as ``QuickSecret('**********')``.
+    """
+
+    __slots__ = (
+        "name",
+        "url",
+        "token",
+        "username",
+        "password",
+        "access_command",
+        "cf_access_client_id",
+        "cf_access_client_secret",
+        "tenant_id",
+        "timeout",
+        "verify_tls",
+        "ca_file",
+        "max_response_bytes",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        token: QuickSecret | None = None,
+        username: str | None = None,
+        password: QuickSecret | None = None,
+        access_command: str | None = None,
+        cf_access_client_id: str | None = None,
+        cf_access_client_secret: QuickSecret | None = None,
+        tenant_id: str | None = None,
+        timeout: float = 30.0,
+        verify_tls: bool = True,
+        ca_file: Path | None = None,
+        max_response_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.token = token
+        self.username = username
+        self.password = password
+        self.access_command = access_command
+        self.cf_access_client_id = cf_access_client_id
+        self.cf_access_client_secret = cf_access_client_secret
+        self.tenant_id = tenant_id
+        self.timeout = timeout
+        self.verify_tls = verify_tls
+        self.ca_file = ca_file
+        self.max_response_bytes = max_response_bytes
+
+    def __repr__(self) -> str:
+        shown = (k for k in self.__slots__ if k != "access_command")
+        return f"QuickDeployment({', '.join(f'{k}={getattr(self, k)!r}' for k in shown)})"
 
     @property
     def auth_kind(self) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,17 +34,29 @@ __all__ = [
 ]
 
 
-@dataclass
 class CliState:
     """What the global options set (``--config``, ``--debug``, ``--no-color``); shared by a
     group and its subcommands via click's ``ctx.obj``, or built by the fast path."""
 
-    config: str | None = None
-    debug: bool = False
-    no_color: bool = False
-    _settings: Settings | None = field(default=None, repr=False)
-    #: The secrets of a configuration read by the quick path (no :class:`Settings`).
-    _quick_secrets: list[str] = field(default_factory=list, repr=False)
+    __slots__ = ("config", "debug", "no_color", "_settings", "_quick_secrets")
+
+    def __init__(
+        self,
+        config: str | None = None,
+        debug: bool = False,
+        no_color: bool = False,
+        _settings: Settings | None = None,
+        _quick_secrets: list[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.debug = debug
+        self.no_color = no_color
+        self._settings = _settings
+        #: The secrets of a configuration read by the quick path (no :class:`Settings`).
+        self._quick_secrets: list[str] = [] if _quick_secrets is None else _quick_secrets
+
+    def __repr__(self) -> str:
+        return f"CliState(config={self.config!r}, debug={self.debug!r}, no_color={self.no_color!r})"
 
     def palette(self, stream: Any = None) -> Palette:
         """Colour helpers for ``stream`` (stdout by default)."""
@@ -127,13 +138,18 @@ def window_text(rng: TimeRange) -> str:
     return f"{utc_iso(rng.start)} .. {utc_iso(rng.end)} ({short_duration(rng.seconds)})"
 
 
-@dataclass
 class Session:
     """A deployment and an open client for one command."""
 
-    name: str
-    client: QuerierClient
-    state: CliState
+    __slots__ = ("name", "client", "state")
+
+    def __init__(self, name: str, client: QuerierClient, state: CliState) -> None:
+        self.name = name
+        self.client = client
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"Session(name={self.name!r}, client={self.client!r}, state={self.state!r})"
 
     def progress(self, what: str) -> Any:
         """Progress on a terminal's stderr while ``what`` runs."""

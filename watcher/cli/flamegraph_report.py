@@ -11,10 +11,9 @@ from __future__ import annotations
 import gzip
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from watcher.cli import _adapt
 from watcher.cli._session import (
@@ -124,8 +123,7 @@ def split_positionals(
     return range_, ptype
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(NamedTuple):
     """What one flamegraph (or one side of a diff) asks for."""
 
     deployment: str

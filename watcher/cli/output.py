@@ -16,9 +16,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 UnitKind = Literal["nanoseconds", "microseconds", "milliseconds", "bytes", "count"]
 
@@ -197,11 +196,19 @@ def use_color(stream: IO[str], *, no_color: bool = False) -> bool:
     return bool(isatty and isatty())
 
 
-@dataclass(frozen=True, slots=True)
 class Palette:
-    """Colour helpers; with ``enabled=False`` every method returns its text unchanged."""
+    """Colour helpers; with ``enabled=False`` every method returns its text unchanged.
 
-    enabled: bool = False
+    Treat it as read-only once built.
+    """
+
+    __slots__ = ("enabled",)
+
+    def __init__(self, enabled: bool = False) -> None:
+        self.enabled = enabled
+
+    def __repr__(self) -> str:
+        return f"Palette(enabled={self.enabled!r})"
 
     def style(self, text: str, *names: str) -> str:
         if not self.enabled or not names or not text:
@@ -228,16 +235,14 @@ class Palette:
 # --------------------------------------------------------------------------- tables
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+class Column(NamedTuple):
     """A table column: header text and alignment (``<`` left, ``>`` right)."""
 
     header: str
     align: Literal["<", ">"] = ">"
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
+class Cell(NamedTuple):
     """A cell with optional colour names applied after alignment."""
 
     text: str

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from watcher.errors import ConfigError, StoreError, WatcherError
 from watcher.log import get_logger
+from watcher.times import TimeRange
 
 if TYPE_CHECKING:
     import httpx
@@ -84,6 +85,8 @@ def json_ready(value: Any) -> Any:
     """Records (dataclasses), lists and dicts as JSON-ready values; times in ISO UTC."""
     if is_dataclass(value) and not isinstance(value, type):
         return json_ready(asdict(value))
+    if isinstance(value, TimeRange):  # not a dataclass: its two ends
+        return {"start": json_ready(value.start), "end": json_ready(value.end)}
     if isinstance(value, dict):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
