@@ -356,15 +356,18 @@ def proto_load_ms(env: dict[str, str], runs: int = 5) -> float:
 
 
 def wire_formats(sizes: Sequence[int], env: dict[str, str]) -> list[str]:
-    import orjson
-
     from watcher.proto import messages
 
+    # orjson and msgspec are optional (the bench extra): rows for a missing one are skipped.
+    have_orjson = importlib.util.find_spec("orjson") is not None
     have_msgspec = importlib.util.find_spec("msgspec") is not None
     response_cls = messages().querier.SelectMergeStacktracesResponse
     load_ms = proto_load_ms(env)
     parsers: list[tuple[str, Callable[[bytes], Any]]] = [("json", json.loads)]
-    parsers.append(("orjson", orjson.loads))
+    if have_orjson:
+        import orjson
+
+        parsers.append(("orjson", orjson.loads))
     if have_msgspec:
         import msgspec
 

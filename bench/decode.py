@@ -1,12 +1,16 @@
 """Benchmark: decoding flame graphs as the server sends them, and tabulating functions.
 
-Builds synthetic flame graphs of 16k, 65k, 262k and 1M nodes, serializes each as Connect
-JSON with int64 values as strings, then times JSON parsing (stdlib json, orjson, msgspec,
-and msgspec with a schema that turns the strings into ints), ``decode_flamegraph`` and
-``FunctionTable.from_flamegraph`` (the decode + table path), and for comparison
-``FlameGraph.to_tree`` + ``FunctionTable.from_tree``; plus ``FlameGraphDiff`` decoding and
-tabulation at about 65k and 262k nodes. Prints markdown tables. Timings are the best CPU
-time of several runs, so other load on the machine inflates them less.
+Builds synthetic flame graphs of 16k, 65k, 262k and 1M nodes, serializes each as the
+server does (compact Connect JSON, int64 values as strings), then times: the client's
+path from the response bytes (``decode_flamegraph_json``, which reads the levels' strings
+as ints in C, + ``FunctionTable.from_flamegraph``) against the previous one (``json.loads``
++ ``decode_flamegraph`` + the table); JSON parsing alone (stdlib json, and orjson, msgspec
+and msgspec with a schema that turns the strings into ints, when installed: the ``bench``
+extra); ``decode_flamegraph`` and the table from the parsed message; and for comparison
+``FlameGraph.to_tree`` + ``FunctionTable.from_tree``. Then ``FlameGraphDiff`` decoding and
+tabulation at about 65k and 262k nodes, the same two ways. Prints markdown tables.
+Timings are the best CPU time of several runs, so other load on the machine inflates them
+less.
 
 Run: ``python bench/decode.py [--quick]`` (``--quick`` stops at 65k nodes).
 Goals: 65k-node decode + table < 100 ms, 65k diff < 150 ms, linear growth.
@@ -23,20 +27,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-import orjson
-
 from watcher.flamegraph import (
     DiffTable,
     FunctionTable,
     Node,
     Tree,
     decode_diff,
+    decode_diff_json,
     decode_flamegraph,
+    decode_flamegraph_json,
     encode_diff,
     encode_flamegraph,
     to_connect_json,
 )
+
+try:  # optional: pip install -e '.[bench]'
+    import msgspec
+except ImportError:
+    msgspec = None
+try:
+    import orjson
+except ImportError:
+    orjson = None
 
 SIZES = (16_384, 65_536, 262_144, 1_048_576)
 # The diff's left side; with the renamed subtrees the aligned diff has about 65,536 and
@@ -126,19 +138,24 @@ def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return min(times), result
 
 
-class _Level(msgspec.Struct):
-    values: list[int] = []
+def protojson(message: dict[str, Any]) -> bytes:
+    """A response as the server writes it: compact, int64 as strings."""
+    return json.dumps({"flamegraph": to_connect_json(message)}, separators=(",", ":")).encode()
 
 
-class _FlameGraph(msgspec.Struct, rename="camel"):
-    names: list[str] = []
-    levels: list[_Level] = []
-    total: int = 0
-    max_self: int = 0
+if msgspec is not None:
 
+    class _Level(msgspec.Struct):
+        values: list[int] = []
 
-class _Response(msgspec.Struct):
-    flamegraph: _FlameGraph = msgspec.field(default_factory=_FlameGraph)
+    class _FlameGraph(msgspec.Struct, rename="camel"):
+        names: list[str] = []
+        levels: list[_Level] = []
+        total: int = 0
+        max_self: int = 0
+
+    class _Response(msgspec.Struct):
+        flamegraph: _FlameGraph = msgspec.field(default_factory=_FlameGraph)
 
 
 def typed_parse(body: bytes) -> Any:
@@ -146,28 +163,47 @@ def typed_parse(body: bytes) -> Any:
     return msgspec.to_builtins(msgspec.json.decode(body, type=_Response, strict=False))
 
 
+def optional(fn: Callable[[], Any] | None, repeat: int) -> float | None:
+    return None if fn is None else best(fn, repeat)[0]
+
+
+def ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         tree = synthetic_tree(n)
-        body = json.dumps({"flamegraph": to_connect_json(encode_flamegraph(tree))}).encode()
+        body = protojson(encode_flamegraph(tree))
         repeat = 7 if n <= 65_536 else 3
         t_json, parsed = best(lambda b=body: json.loads(b), repeat)
-        t_orjson, _ = best(lambda b=body: orjson.loads(b), repeat)
-        t_msgspec, _ = best(lambda b=body: msgspec.json.decode(b), repeat)
-        t_typed, typed = best(lambda b=body: typed_parse(b), repeat)
+        t_orjson = optional(orjson and (lambda b=body: orjson.loads(b)), repeat)
+        t_msgspec = optional(msgspec and (lambda b=body: msgspec.json.decode(b)), repeat)
+        typed = typed_parse(body) if msgspec else None
+        t_typed = optional(msgspec and (lambda b=body: typed_parse(b)), repeat)
         t_decode, fg = best(lambda p=parsed: decode_flamegraph(p), repeat)
         t_table, table = best(lambda g=fg: FunctionTable.from_flamegraph(g), repeat)
         t_all, _ = best(
             lambda p=parsed: FunctionTable.from_flamegraph(decode_flamegraph(p)), repeat
         )
-        t_all_typed, _ = best(
-            lambda p=typed: FunctionTable.from_flamegraph(decode_flamegraph(p)), repeat
+        t_all_typed = optional(
+            typed and (lambda p=typed: FunctionTable.from_flamegraph(decode_flamegraph(p))),
+            repeat,
+        )
+        # From the response bytes, parsing included: before, and now.
+        t_old, _ = best(
+            lambda b=body: FunctionTable.from_flamegraph(decode_flamegraph(json.loads(b))), repeat
+        )
+        t_new, fast = best(
+            lambda b=body: FunctionTable.from_flamegraph(decode_flamegraph_json(b)), repeat
         )
         t_tree, decoded = best(fg.to_tree, repeat)
         t_from_tree, via_tree = best(lambda d=decoded: FunctionTable.from_tree(d), repeat)
         assert decoded == tree, "decode round trip changed the tree"
         assert via_tree.total_values == table.total_values, "the two tables differ"
+        assert fast.total_values == table.total_values, "the bytes path differs"
+        assert fast.self_values == table.self_values, "the bytes path differs"
         rows.append(
             {
                 "nodes": fg.node_count,
@@ -180,9 +216,11 @@ def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                 "table": t_table,
                 "all": t_all,
                 "all_typed": t_all_typed,
+                "old": t_old,
+                "new": t_new,
                 "to_tree": t_tree,
                 "from_tree": t_from_tree,
-                "ns/node": t_all * 1e6 / fg.node_count,
+                "ns/node": t_new * 1e6 / fg.node_count,
                 "functions": len(table),
             }
         )
@@ -192,14 +230,14 @@ def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
 def bench_diff(n: int) -> dict[str, Any]:
     left = synthetic_tree(n, seed=SEED + 1)
     right = perturbed(left, seed=SEED + 2)
-    body = json.dumps({"flamegraph": to_connect_json(encode_diff(left, right))}).encode()
+    body = protojson(encode_diff(left, right))
     repeat = 7 if n <= 65_536 else 3
     t_json, parsed = best(lambda: json.loads(body), repeat)
-    t_orjson, _ = best(lambda: orjson.loads(body), repeat)
+    t_orjson = optional(orjson and (lambda: orjson.loads(body)), repeat)
     t_decode, diff = best(lambda: decode_diff(parsed), repeat)
 
-    def run() -> DiffTable:
-        base, current = FunctionTable.from_diff(decode_diff(parsed))
+    def tables(decoded: Any) -> DiffTable:
+        base, current = FunctionTable.from_diff(decoded)
         return DiffTable(base, current, "self")
 
     def run_trees() -> DiffTable:
@@ -213,15 +251,14 @@ def bench_diff(n: int) -> dict[str, Any]:
         "levels": [list(map(int, lv.get("values", ()))) for lv in body_ints["levels"]],
     }
 
-    def run_ints() -> DiffTable:
-        base, current = FunctionTable.from_diff(decode_diff(ints))
-        return DiffTable(base, current, "self")
-
-    t_all, table = best(run, repeat)
-    t_ints, _ = best(run_ints, repeat)
+    t_all, table = best(lambda: tables(decode_diff(parsed)), repeat)
+    t_ints, _ = best(lambda: tables(decode_diff(ints)), repeat)
+    t_old, _ = best(lambda: tables(decode_diff(json.loads(body))), repeat)
+    t_new, fast = best(lambda: tables(decode_diff_json(body)), repeat)
     t_trees, _ = best(run_trees, min(repeat, 5))
     lt, rt = diff.to_trees()
     assert lt == left and rt == right, "diff round trip changed a tree"
+    assert fast.rows == table.rows, "the bytes path differs"
     return {
         "nodes": diff.node_count,
         "MB": len(body) / 1e6,
@@ -229,8 +266,10 @@ def bench_diff(n: int) -> dict[str, Any]:
         "orjson": t_orjson,
         "decode": t_decode,
         "all": t_all,
-        "ns/node": t_all * 1e6 / diff.node_count,
         "ints": t_ints,
+        "old": t_old,
+        "new": t_new,
+        "ns/node": t_new * 1e6 / diff.node_count,
         "trees": t_trees,
         "rows": len(table),
     }
@@ -241,34 +280,40 @@ def main() -> None:
     load = f"{os.getloadavg()[0]:.1f}"
     rows = bench_single(sizes)
     print(f"Python {sys.version.split()[0]}, load {load}; best of 3-7 runs; CPU ms.")
-    print("decode+table = decode_flamegraph + FunctionTable.from_flamegraph, from the")
-    print("json.loads result (int64 strings) or from msgspec typed parsing (ints).\n")
+    if orjson is None or msgspec is None:
+        print("orjson and/or msgspec are not installed (the bench extra): their columns are n/a.")
+    print("bytes -> table = decode_flamegraph_json + FunctionTable.from_flamegraph from the")
+    print("response bytes (the client's path); before = json.loads + decode_flamegraph + the")
+    print("table. decode+table = the same from the json.loads result (parsing excluded), or")
+    print("from msgspec typed parsing (ints).\n")
     print(
-        "| nodes | JSON MB | json.loads | orjson | msgspec | msgspec typed | decode | table "
-        "| decode+table | ns/node | decode+table (typed) | to_tree | table from tree |"
+        "| nodes | JSON MB | **bytes -> table** | ns/node | before | json.loads | orjson "
+        "| msgspec | msgspec typed | decode | table | decode+table | decode+table (typed) "
+        "| to_tree | table from tree |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['nodes']:,} | {r['MB']:.1f} | {r['json']:.1f} | {r['orjson']:.1f} "
-            f"| {r['msgspec']:.1f} | {r['typed']:.1f} | {r['decode']:.1f} | {r['table']:.1f} "
-            f"| **{r['all']:.1f}** | {r['ns/node']:.0f} | {r['all_typed']:.1f} "
-            f"| {r['to_tree']:.1f} | {r['from_tree']:.1f} |"
+            f"| {r['nodes']:,} | {r['MB']:.1f} | **{r['new']:.1f}** | {r['ns/node']:.0f} "
+            f"| {r['old']:.1f} | {r['json']:.1f} | {ms(r['orjson'])} | {ms(r['msgspec'])} "
+            f"| {ms(r['typed'])} | {r['decode']:.1f} | {r['table']:.1f} | {r['all']:.1f} "
+            f"| {ms(r['all_typed'])} | {r['to_tree']:.1f} | {r['from_tree']:.1f} |"
         )
     diff_sizes = DIFF_SIZES[:1] if "--quick" in sys.argv else DIFF_SIZES
     diffs = [bench_diff(n) for n in diff_sizes]
-    print("\ndiff = decode_diff + FunctionTable.from_diff + DiffTable, from the json.loads result;")
-    print("diff (ints) = the same from levels of ints (what msgspec typed or protobuf gives).\n")
+    print("\nbytes -> diff = decode_diff_json + FunctionTable.from_diff + DiffTable from the")
+    print("response bytes; before = the same after json.loads; diff = from the json.loads")
+    print("result (parsing excluded); diff (ints) = from levels of ints.\n")
     print(
-        "| diff nodes | JSON MB | json.loads | orjson | decode_diff | diff | ns/node "
-        "| diff (ints) | via to_trees | rows |"
+        "| diff nodes | JSON MB | **bytes -> diff** | ns/node | before | json.loads | orjson "
+        "| decode_diff | diff | diff (ints) | via to_trees | rows |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for d in diffs:
         print(
-            f"| {d['nodes']:,} | {d['MB']:.1f} | {d['json']:.1f} | {d['orjson']:.1f} "
-            f"| {d['decode']:.1f} | **{d['all']:.1f}** | {d['ns/node']:.0f} | {d['ints']:.1f} "
-            f"| {d['trees']:.1f} | {d['rows']:,} |"
+            f"| {d['nodes']:,} | {d['MB']:.1f} | **{d['new']:.1f}** | {d['ns/node']:.0f} "
+            f"| {d['old']:.1f} | {d['json']:.1f} | {ms(d['orjson'])} | {d['decode']:.1f} "
+            f"| {d['all']:.1f} | {d['ints']:.1f} | {d['trees']:.1f} | {d['rows']:,} |"
         )
     print(f"\nload average after the run: {os.getloadavg()[0]:.1f}")
 

@@ -2,7 +2,8 @@
 
 - :mod:`~watcher.flamegraph.tree`: the function-name tree (:class:`Tree`, :class:`Node`).
 - :mod:`~watcher.flamegraph.encode`: Tree → ``FlameGraph`` / ``FlameGraphDiff`` / tree bytes.
-- :mod:`~watcher.flamegraph.decode`: the reverse, with strict checks.
+- :mod:`~watcher.flamegraph.decode`: the reverse, with strict checks (also straight from
+  a response's bytes).
 - :mod:`~watcher.flamegraph.functions`: per-function tables and comparisons.
 - :mod:`~watcher.flamegraph.folded`: collapsed-stack text.
 """
@@ -11,8 +12,11 @@ from watcher.flamegraph.decode import (
     FlameGraph,
     FlameGraphDiff,
     decode_diff,
+    decode_diff_json,
     decode_flamegraph,
+    decode_flamegraph_json,
     decode_tree_bytes,
+    loads_flamegraph,
 )
 from watcher.flamegraph.encode import (
     encode_diff,
@@ -43,11 +47,14 @@ __all__ = [
     "Tree",
     "ValueKind",
     "decode_diff",
+    "decode_diff_json",
     "decode_flamegraph",
+    "decode_flamegraph_json",
     "decode_tree_bytes",
     "encode_diff",
     "encode_flamegraph",
     "encode_tree_bytes",
+    "loads_flamegraph",
     "parse_folded",
     "to_connect_json",
     "to_folded",

@@ -17,11 +17,18 @@ width exactly fill the child spans of the level above, in order. :func:`_tiles` 
 that shape with a few such list operations; a level without it (a gap, a stray node,
 something malformed) is linked node by node by :func:`_link`, which names the first bad
 node, or marks the graph inconsistent.
+
+:func:`decode_flamegraph_json` / :func:`decode_diff_json` start from a response's bytes:
+:func:`loads_flamegraph` reads the levels' int64 strings as ints in C, which saves the
+``int()`` per value that otherwise costs more than parsing the JSON; a body it cannot
+vouch for is parsed the usual way, so results and errors are the same either way.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from itertools import accumulate, chain, compress, islice
@@ -31,7 +38,16 @@ from typing import Any
 from watcher.errors import DecodeError
 from watcher.flamegraph.tree import Node, Stack, Tree
 
-__all__ = ["FlameGraph", "FlameGraphDiff", "decode_diff", "decode_flamegraph", "decode_tree_bytes"]
+__all__ = [
+    "FlameGraph",
+    "FlameGraphDiff",
+    "decode_diff",
+    "decode_diff_json",
+    "decode_flamegraph",
+    "decode_flamegraph_json",
+    "decode_tree_bytes",
+    "loads_flamegraph",
+]
 
 _MAX_INT64 = (1 << 63) - 1
 _PAST_INT64 = 1 << 64  # above every checked offset
@@ -117,6 +133,14 @@ def _level_ints(raw: object, d: int, width: int, what: str) -> list[int]:
         raw = raw.get("values")
         if raw is None:
             return []
+    if type(raw) is _Unsigned:  # read from digits by loads_flamegraph: only arity is left
+        if len(raw) % width:
+            n = len(raw)
+            raise DecodeError(
+                f"{what} level {d}: {n} values is not a multiple of {width} "
+                f"(node {n // width} is incomplete)"
+            )
+        return raw
     if not isinstance(raw, list | tuple):
         raise DecodeError(f"{what} level {d}: values is not a list")
     n = len(raw)
@@ -155,6 +179,14 @@ def _level_ints(raw: object, d: int, width: int, what: str) -> list[int]:
         i = next(i for i, v in enumerate(values) if v < 0)
         raise DecodeError(f"{what} level {d} node {i // width}: value {values[i]} is out of range")
     return values
+
+
+class _Unsigned(list[int]):
+    """A level's values that :func:`loads_flamegraph` read from digit strings: ints, none
+    negative, so the decoders skip those checks (the upper bound is checked with the
+    offsets, as for any values)."""
+
+    __slots__ = ()
 
 
 # One level's absolute layout on one side: (starts, ends, selfs, totals).
@@ -632,6 +664,134 @@ def decode_diff(msg: Mapping[str, Any]) -> FlameGraphDiff:
         left,
         right,
     )
+
+
+# -- Connect JSON bytes ----------------------------------------------------------------------------
+
+# The levels of a response, as protojson writes them: ``"levels":[{"values":["0","6",...]},
+# {},...]``, a comma possibly followed by one space.
+_LEVELS_KEY = re.compile(rb'"levels"[ \t\n\r]*:[ \t\n\r]*\[')
+_LEVELS_END = re.compile(rb"\}\]")  # a regular expression finds it faster than find()
+_DIGITS = b"0123456789"
+# Turns the levels into nested lists of numbers: quotes become spaces (so values stay
+# apart), the key goes, braces become brackets. ``{"values":["1","2"]}`` -> ``[  [ 1 , 2 ]]``.
+_TO_NUMBERS = bytes.maketrans(b'"{}', b" []")
+_KEY_BYTES = b":aelsuv"
+
+
+def _skeleton(nested: list[Any]) -> bytes | None:
+    """What levels parsed from :data:`_TO_NUMBERS`'s rewrite looked like in protojson with
+    their digits left out, or ``None`` if they cannot have come from it."""
+    parts = []
+    for level in nested:
+        if not level:
+            parts.append(b"{}")
+        elif len(level) != 1 or type(level[0]) is not list:
+            return None
+        elif level[0]:
+            parts.append(b'{"values":[' + b'"",' * (len(level[0]) - 1) + b'""]}')
+        else:
+            parts.append(b'{"values":[]}')
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _int_levels(span: bytes) -> list[Any] | None:
+    """The levels array ``span`` parsed with its values as ints, or ``None`` when it is not
+    exactly of protojson's shape (values all digit strings, no whitespace but one space
+    after a comma or colon).
+
+    One ``json.loads`` of a rewritten copy reads every value as an int, in C. The copy is
+    then proved faithful: the span without its digits must be exactly the punctuation of
+    the levels that came out (the same quotes, commas, brackets and keys, in order), and
+    no string may be empty. So each value string holds only digits, the tokens are where
+    the parsed levels say, and the rewrite merged or split nothing.
+    """
+    if b'""' in span:
+        return None
+    punctuation = span.translate(None, _DIGITS)
+    if b" " in punctuation:
+        spaces = punctuation.count(b" ")
+        if spaces != punctuation.count(b", ") + punctuation.count(b": "):
+            return None
+        punctuation = punctuation.translate(None, b" ")
+    try:
+        nested = json.loads(span.translate(_TO_NUMBERS, _KEY_BYTES))
+    except (ValueError, RecursionError):  # leading zeros, a value too long for int(), ...
+        return None
+    if type(nested) is not list or punctuation != _skeleton(nested):
+        return None
+    return [{"values": _Unsigned(level[0])} if level else {} for level in nested]
+
+
+def loads_flamegraph(body: bytes) -> Any:
+    """``json.loads(body)`` of a response holding a flame graph or diff (or of a bare
+    ``FlameGraph`` / ``FlameGraphDiff``), with the values of its levels read as ints
+    rather than int64 strings, which the decoders take alike; or ``None`` when the body
+    is not plainly of protojson's shape (then ``json.loads`` gives the answer, or the
+    error).
+
+    The levels are most of the body, and converting their strings one ``int()`` at a time
+    costs more than parsing them. Here the ``levels`` array is cut out of the bytes and
+    parsed as numbers (:func:`_int_levels`); the rest of the body, with ``NaN`` in its
+    place, is parsed as usual. That ``NaN`` must come back as the ``levels`` field, and be
+    the only one, which proves the cut was that field's value.
+    """
+    if json.detect_encoding(body) != "utf-8":
+        return None
+    found = _LEVELS_KEY.search(body)
+    if found is None:
+        return None
+    start = found.end() - 1
+    found = _LEVELS_END.search(body, start)
+    if found is None:
+        return None
+    end = found.end()
+    levels = _int_levels(body[start:end])
+    if levels is None:
+        return None
+    cut = object()
+    seen: list[str] = []
+
+    def constant(name: str) -> object:
+        seen.append(name)
+        return cut
+
+    try:
+        msg = json.loads(body[:start] + b"NaN" + body[end:], parse_constant=constant)
+    except ValueError:
+        return None
+    if len(seen) != 1 or type(msg) is not dict:
+        return None
+    inner = msg.get("flamegraph")
+    if type(inner) is dict and inner.get("levels") is cut:
+        inner["levels"] = levels
+    elif msg.get("levels") is cut and "flamegraph" not in msg:  # a bare message
+        msg["levels"] = levels
+    else:
+        return None
+    return msg
+
+
+def _loads_message(body: bytes, what: str) -> Any:
+    msg = loads_flamegraph(body)
+    if msg is not None:
+        return msg
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise DecodeError(f"{what}: the response is not JSON") from None
+
+
+def decode_flamegraph_json(body: bytes) -> FlameGraph:
+    """:func:`decode_flamegraph` of a ``SelectMergeStacktraces`` response's bytes (or a bare
+    ``FlameGraph``'s), the int64 strings of its levels read at C speed."""
+    return decode_flamegraph(_loads_message(body, "flame graph"))
+
+
+def decode_diff_json(body: bytes) -> FlameGraphDiff:
+    """:func:`decode_diff` of a ``Diff`` response's bytes (or a bare ``FlameGraphDiff``'s),
+    the int64 strings of its levels read at C speed."""
+    return decode_diff(_loads_message(body, "flame graph diff"))
 
 
 # -- PROFILE_FORMAT_TREE bytes --------------------------------------------------------------------

@@ -38,10 +38,9 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 from watcher import __version__
 from watcher.errors import (
@@ -146,8 +145,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(seconds, 0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """How failed requests are retried.
 
     ==================  =========  ============================================================
@@ -463,6 +461,17 @@ class QuerierClient:
         A mapping is serialised (``None`` sends ``{}``); ``str``/``bytes`` are sent verbatim,
         for raw queries typed by a user.
         """
+        return self._call(method, body)
+
+    def _call(
+        self,
+        method: str,
+        body: Mapping[str, Any] | str | bytes | None,
+        *,
+        flame_graph: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`call`; with ``flame_graph``, an answer holding a flame graph or diff has
+        the int64 strings of its levels read straight from the bytes, as ints."""
         if isinstance(body, str):
             payload = body.encode()
         elif isinstance(body, bytes):
@@ -471,8 +480,14 @@ class QuerierClient:
             payload = _dumps(body or {})
         content = self._exchange(method, payload, "application/json")
         name = method.rsplit("/", 1)[-1]
+        parsed = None
+        if flame_graph:
+            from watcher.flamegraph.decode import loads_flamegraph
+
+            parsed = loads_flamegraph(content)  # None unless plainly protojson's shape
         try:
-            parsed = _loads(content) if content.strip() else {}
+            if parsed is None:
+                parsed = _loads(content) if content.strip() else {}
         except ValueError:
             raise DecodeError(
                 f"{name}: the response is not JSON: {redact(_excerpt(content), self._secrets)!r}"
@@ -635,7 +650,7 @@ class QuerierClient:
             body["format"] = _PPROF_FORMAT
         elif fmt != "flamegraph":
             raise QuerierError(f"unknown format {fmt!r}: expected flamegraph, tree or pprof")
-        response = self.call("SelectMergeStacktraces", body)
+        response = self._call("SelectMergeStacktraces", body, flame_graph=fmt == "flamegraph")
 
         if fmt == "flamegraph":
             from watcher.flamegraph import decode_flamegraph
@@ -738,7 +753,7 @@ class QuerierClient:
             side: self._merge_body(q.profile_type, q.selector, q.range, q.max_nodes, q.call_site)
             for side, q in (("left", left), ("right", right))
         }
-        response = self.call("Diff", body)
+        response = self._call("Diff", body, flame_graph=True)
         return decode_diff(_object(response.get("flamegraph"), "Diff.flamegraph"))
 
     def get_profile_stats(self) -> ProfileStats:
