@@ -50,10 +50,6 @@ FAST_PATH_FREE = ("click", "http", "ssl", "_ssl", "email")
 #: Nor these: ``dataclasses`` builds each class by generating and running code (about 1 ms a
 #: class) and its import loads ``inspect`` (with ``ast``, ``dis`` and ``tokenize``): ~10 ms.
 CLASS_BUILDERS = ("dataclasses", "inspect")
-#: The one fast-path module still using dataclasses (``FunctionStats``). Until it is
-#: converted, only the check that nothing else on the path uses them runs; after, the full
-#: check (``test_a_plain_flamegraph_query_imports_no_dataclasses_nor_inspect``) runs too.
-DATACLASS_PENDING = "watcher.flamegraph.functions"
 
 _PROBE = """
 import json, sys
@@ -186,7 +182,7 @@ def test_a_plain_flamegraph_query_imports_no_click_nor_http_client(
     argv: list[str], plain_config: Path
 ) -> None:
     """The fast path answers it: no click; the socket transport: no http.client, ssl, email;
-    no module on the path builds classes with dataclasses (but the one still pending)."""
+    no module on the path builds classes with dataclasses."""
     code, modules, output = _probe(argv, {"PYROWATCH_CONFIG": str(plain_config)})
     assert code == 0, output
     assert "main" in output and "parse" in output  # the profile's functions were printed
@@ -194,7 +190,7 @@ def test_a_plain_flamegraph_query_imports_no_click_nor_http_client(
     assert not modules & set(DAEMON_ONLY + VALIDATION + HTTPX), output
     assert "watcher.querier.socket_transport" in modules
     ours = {m for m in modules if m.startswith("watcher.")}
-    users = sorted(m for m in ours - {DATACLASS_PENDING} if _uses_dataclasses(m))
+    users = sorted(m for m in ours if _uses_dataclasses(m))
     assert not users, f"fast-path modules importing dataclasses: {users}"
 
 
@@ -203,11 +199,6 @@ def test_a_plain_flamegraph_query_imports_no_dataclasses_nor_inspect(
     argv: list[str], plain_config: Path
 ) -> None:
     """Not even through a library: the whole path builds its classes without dataclasses."""
-    if _uses_dataclasses(DATACLASS_PENDING):
-        pytest.skip(
-            f"{DATACLASS_PENDING} still imports dataclasses (FunctionStats), which imports "
-            "inspect; this check runs once it no longer does"
-        )
     code, modules, output = _probe(argv, {"PYROWATCH_CONFIG": str(plain_config)})
     assert code == 0, output
     assert "main" in output and "parse" in output
