@@ -132,15 +132,22 @@ def end_to_end(
     runs: int,
     env: dict[str, str],
     baseline: str | None = None,
+    wheel_script: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Rows per flame graph size (and per variant: this tree, then ``baseline`` if given).
 
     With a baseline (a directory holding another version of the ``watcher`` package, put
-    first on ``PYTHONPATH``), the two variants run alternately, so both see the same load.
+    first on ``PYTHONPATH``), the two variants run alternately, so both see the same load;
+    likewise ``wheel_script``, the ``pyrowatch`` script of a regular (wheel) install.
     """
     variants = {"this tree": dict(env)}
     if baseline is not None:
         variants["baseline"] = {**env, "PYTHONPATH": baseline}
+    scripts = {name: script for name in variants}
+    if wheel_script is not None:
+        variants["wheel install"] = dict(env)
+        scripts["wheel install"] = wheel_script
+    home = env["HOME"]  # not the repository: a wheel install must not import ./watcher
     rows = []
     for size in sizes:
         sandbox, nodes = start(size)
@@ -150,8 +157,8 @@ def end_to_end(
             for variant in variants.values():
                 variant["PYROWATCH_CONFIG"] = str(config)
             max_nodes = str(max(size, 16_384))
-            argv = [str(script), "flamegraph", "local", SERVICE, "--max-nodes", max_nodes]
-            argv += ["--start", "now-1h", "--end", "now"]
+            args = ["flamegraph", "local", SERVICE, "--max-nodes", max_nodes]
+            args += ["--start", "now-1h", "--end", "now"]
             samples: dict[str, dict[str, list[float]]] = {
                 name: {"wall": [], "server": [], "client": [], "cpu": []} for name in variants
             }
@@ -160,7 +167,8 @@ def end_to_end(
                     sandbox.take()
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     t0 = time.perf_counter()
-                    proc = subprocess.run(argv, env=variant_env, capture_output=True)
+                    argv = [str(scripts[name]), *args]
+                    proc = subprocess.run(argv, env=variant_env, capture_output=True, cwd=home)
                     wall = time.perf_counter() - t0
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -189,6 +197,52 @@ def end_to_end(
         finally:
             sandbox.stop()
     return rows
+
+
+def wheel_install(workdir: Path) -> Path:
+    """Build this repository's wheel and install it, without dependencies, into a new
+    virtualenv under ``workdir`` that sees this environment's packages through a path
+    file; returns its ``pyrowatch`` script. An editable install (the development setup)
+    runs an import hook at start-up and on every import; users of a release do not."""
+    repo = Path(__file__).resolve().parent.parent
+    wheels = workdir / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(repo)],
+        check=True,
+    )
+    venv = workdir / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site_dir = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            site_dir,
+            str(wheel),
+        ],
+        check=True,
+    )
+    import sysconfig
+
+    here = sysconfig.get_paths()["purelib"]
+    (Path(site_dir) / "zz_dependencies.pth").write_text(here + "\n")
+    # pip --target writes scripts with this interpreter's shebang: write the venv's own.
+    script = venv / "bin" / "pyrowatch"
+    script.write_text(f"#!{python}\nimport sys\nfrom watcher.cli import run\nsys.exit(run())\n")
+    script.chmod(0o755)
+    return script
 
 
 # --------------------------------------------------------------------------- 2. breakdown
@@ -486,6 +540,11 @@ def main(argv: Sequence[str]) -> int:
         "--baseline", help="a directory with another version of the watcher package to compare"
     )
     parser.add_argument("--wait-load", type=float, help="wait for a load average below this")
+    parser.add_argument(
+        "--wheel",
+        action="store_true",
+        help="also time a regular (wheel) install of this tree, alternating with it",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     script = Path(sys.executable).parent / "pyrowatch"
@@ -501,7 +560,8 @@ def main(argv: Sequence[str]) -> int:
             PYTHONPYCACHEPREFIX=str(Path(home) / "pycache"),
         )
         floor = python_floor(args.runs, env)
-        rows = end_to_end(script, sizes, args.runs, env, args.baseline)
+        wheel_script = wheel_install(Path(home) / "wheel") if args.wheel else None
+        rows = end_to_end(script, sizes, args.runs, env, args.baseline, wheel_script)
         print("## `pyrowatch flamegraph` against the sandbox\n")
         print(f"Median of {args.runs} runs after a warm-up. Client = wall - the sandbox's time;")
         print("client CPU = user + system time of the command's process, which waiting for the")
@@ -517,7 +577,7 @@ def main(argv: Sequence[str]) -> int:
         for r in rows:
             over = r["client"] - GOAL_MS
             verdict = "PASS" if over <= 0 else f"MISS by {over:.0f} ms"
-            if r["variant"] != "this tree":
+            if r["variant"] == "baseline":
                 verdict = ""
             print(
                 f"| {r['variant']} | {r['nodes']:,} | {r['wall']:.1f} | {r['server']:.1f} "
