@@ -106,7 +106,14 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watcher import configfile
-from watcher.configfile import AuthKind, default_database_url, find_config_file
+from watcher.configfile import (
+    DEPLOYMENT_ENV,
+    NAME_PATTERN,
+    WATCHER_ENV,
+    AuthKind,
+    default_database_url,
+    find_config_file,
+)
 from watcher.errors import ConfigError
 from watcher.profiletypes import ALIASES, resolve_profile_type
 from watcher.times import DURATION_FORMS, format_duration, parse_duration, parse_offset
@@ -136,9 +143,7 @@ __all__ = [
 ENV_PREFIX = "PYROWATCH_"
 #: Pyroscope's default ``-querier.max-query-lookback``: older parts of a range are dropped.
 PYROSCOPE_DEFAULT_LOOKBACK = timedelta(days=7)
-_DEPLOYMENT_ENV = "PYROWATCH_DEPLOYMENTS__"
-_WATCHER_ENV = "PYROWATCH_WATCHER__"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME = re.compile(NAME_PATTERN)
 #: Keys whose values are never quoted in a message, whatever the problem.
 _SECRET_KEYS = frozenset(
     {"token", "password", "cf_access_client_secret", "access_command", "database_url"}
@@ -817,8 +822,8 @@ def _env_overrides(
     for var in sorted(env):
         upper = var.upper()
         value = env[var]
-        if upper.startswith(_DEPLOYMENT_ENV):
-            parts = var[len(_DEPLOYMENT_ENV) :].split("__")
+        if upper.startswith(DEPLOYMENT_ENV):
+            parts = var[len(DEPLOYMENT_ENV) :].split("__")
             if len(parts) != 2 or not all(parts):
                 raise ConfigError(
                     "expected PYROWATCH_DEPLOYMENTS__<NAME>__<KEY>, e.g. "
@@ -834,8 +839,8 @@ def _env_overrides(
             entry = deployments.setdefault(name, {"name": name})
             entry[key] = value
             origins[("deployments", name, key)] = var
-        elif upper.startswith(_WATCHER_ENV):
-            key = var[len(_WATCHER_ENV) :].lower()
+        elif upper.startswith(WATCHER_ENV):
+            key = var[len(WATCHER_ENV) :].lower()
             if not key or "__" in key:
                 raise ConfigError(
                     "expected PYROWATCH_WATCHER__<KEY>, e.g. PYROWATCH_WATCHER__CONCURRENCY",
@@ -1144,6 +1149,6 @@ def _origin(loc: tuple[str | int, ...], ctx: _LoadContext) -> str | None:
         if var is not None:
             return var
     if len(loc) >= 2 and loc[0] == "deployments" and loc[1] in ctx.env_deployments:
-        var = f"{_DEPLOYMENT_ENV}{ctx.env_deployments[str(loc[1])]}"
+        var = f"{DEPLOYMENT_ENV}{ctx.env_deployments[str(loc[1])]}"
         return f"{var}__{str(loc[2]).upper()}" if len(loc) > 2 else var
     return None

@@ -16,6 +16,12 @@ from watcher.errors import ConfigError
 
 AuthKind = Literal["none", "bearer", "basic", "cf-access", "access-command"]
 
+#: Environment variables that override one deployment key, or one ``[watcher]`` key.
+DEPLOYMENT_ENV = "PYROWATCH_DEPLOYMENTS__"
+WATCHER_ENV = "PYROWATCH_WATCHER__"
+#: What a deployment, watch or alert channel name may look like.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
 
 class _Secret(Protocol):
     def get_secret_value(self) -> str: ...

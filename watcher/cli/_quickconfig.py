@@ -19,27 +19,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from watcher.configfile import DEPLOYMENT_ENV, NAME_PATTERN, WATCHER_ENV
+
 __all__ = ["QUICK_KEYS", "QuickDeployment", "QuickSecret", "quick_deployment"]
 
 #: Deployment keys the quick path reads; any other key leaves the file to watcher.config.
-QUICK_KEYS = frozenset(
-    {
-        "url",
-        "token",
-        "username",
-        "password",
-        "access_command",
-        "cf_access_client_id",
-        "cf_access_client_secret",
-        "tenant_id",
-        "timeout",
-        "verify_tls",
-        "ca_file",
-        "max_response_bytes",
-    }
+_FIELDS = (
+    "url",
+    "token",
+    "username",
+    "password",
+    "access_command",
+    "cf_access_client_id",
+    "cf_access_client_secret",
+    "tenant_id",
+    "timeout",
+    "verify_tls",
+    "ca_file",
+    "max_response_bytes",
 )
-_QUICK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_QUICK_ENV = ("PYROWATCH_DEPLOYMENTS__", "PYROWATCH_WATCHER__")
+QUICK_KEYS = frozenset(_FIELDS)
+_QUICK_NAME = re.compile(NAME_PATTERN)
+_QUICK_ENV = (DEPLOYMENT_ENV, WATCHER_ENV)
 
 
 class QuickSecret:
@@ -73,21 +74,7 @@ class QuickDeployment:
     a credential); secrets show as ``QuickSecret('**********')``.
     """
 
-    __slots__ = (
-        "name",
-        "url",
-        "token",
-        "username",
-        "password",
-        "access_command",
-        "cf_access_client_id",
-        "cf_access_client_secret",
-        "tenant_id",
-        "timeout",
-        "verify_tls",
-        "ca_file",
-        "max_response_bytes",
-    )
+    __slots__ = ("name", *_FIELDS)
 
     def __init__(
         self,
