@@ -669,6 +669,34 @@ access_command = "wrapper --key {SECRET}"
     assert settings.deployment("prod").secret_values() == [SECRET]
 
 
+def test_alert_url_paths_are_secrets_only_when_token_like(write: Callable[..., Path]) -> None:
+    """A Slack-style path is masked on its own; /api/v2/alerts or /a would garble messages."""
+    token_path = "/services/T000/B000/abcdefghijklmnopqrstuvwx"
+    text = (
+        MINIMAL
+        + f"""
+[[watcher.alert]]
+name = "slack"
+kind = "slack"
+url = "https://hooks.example.com{token_path}"
+
+[[watcher.alert]]
+name = "am"
+kind = "alertmanager"
+url = "https://am.example.com/api/v2/alerts"
+
+[[watcher.alert]]
+name = "short"
+kind = "webhook"
+url = "https://bot.example.com/a"
+"""
+    )
+    values = load_settings(str(write(text))).secret_values()
+    assert token_path in values
+    assert "/api/v2/alerts" not in values and "/a" not in values
+    assert "https://am.example.com/api/v2/alerts" in values  # whole URLs stay secret
+
+
 def test_deployment_lookup_lists_the_configured_names(write: Callable[..., Path]) -> None:
     """An unknown deployment name lists the known ones and suggests a near miss."""
     path = write(FULL)

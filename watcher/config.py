@@ -144,6 +144,8 @@ ENV_PREFIX = "PYROWATCH_"
 #: Pyroscope's default ``-querier.max-query-lookback``: older parts of a range are dropped.
 PYROSCOPE_DEFAULT_LOOKBACK = timedelta(days=7)
 _NAME = re.compile(NAME_PATTERN)
+#: A path part this long in an alert URL is taken as a credential (see secret_values).
+_TOKEN_LIKE = 16
 #: Keys whose values are never quoted in a message, whatever the problem.
 _SECRET_KEYS = frozenset(
     {"token", "password", "cf_access_client_secret", "access_command", "database_url"}
@@ -992,9 +994,11 @@ class Settings(BaseSettings):
             url = alert.url.get_secret_value()
             values.append(url)
             # A webhook's credential is its path (Slack's /services/T/B/token): it shows on
-            # its own in a relative redirect or a receiver's error.
+            # its own in a relative redirect or a receiver's error. Only a path with a
+            # token-like part (16 characters or more) counts: masking a short one such as
+            # /api/v2/alerts or /a would garble every message that mentions it.
             path = urlsplit(url).path.rstrip("/")
-            if path:
+            if any(len(part) >= _TOKEN_LIKE for part in path.split("/")):
                 values.append(path)
         values.append(self.watcher.database_url.get_secret_value())
         return [v for v in values if v]

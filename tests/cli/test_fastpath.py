@@ -106,13 +106,25 @@ CLICK: dict[str, list[str]] = {
     "type twice": ["prod", "checkout", "cpu", "-t", "memory"],
     "too many positionals": ["prod", "checkout", "30m", "cpu", "extra"],
     "double dash": ["prod", "checkout", "--", "30m"],
+    # beyond int()'s digit limit: the fast path must decline, not crash
+    "huge count": ["prod", "checkout", "-n", "9" * 5000],
     "output file": ["prod", "checkout", "--start", S, "--end", E, "-o", "{tmp}/out.txt"],
 }
 
 #: ``pyrowatch`` only: options of the group before the command name.
 GROUP_FAST = {
     "group no-color": ["--no-color", "flamegraph", "prod", "checkout", "--start", S, "--end", E],
-    "group config": ["--config", "{other}", "flamegraph", "prod", "checkout", "--start", S],
+    "group config": [
+        "--config",
+        "{other}",
+        "flamegraph",
+        "prod",
+        "checkout",
+        "--start",
+        S,
+        "--end",
+        E,
+    ],
     "group and command config": [
         "--config={tmp}/missing.toml",
         "flamegraph",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from watcher.daemon.housekeeping import STALE_RUN_AGE, abandoned_runs, local_owner
+import pytest
+
+from watcher.daemon.housekeeping import STALE_RUN_AGE, abandoned_runs, host_id, local_owner
 from watcher.daemon.scheduler import build_scheduler
 from watcher.store.records import RunRecord
 from watcher.store.repo import ABANDONED_RUN_ERROR
@@ -18,7 +19,7 @@ from watcher.store.repo import ABANDONED_RUN_ERROR
 from .support import T1, Clock, ConfigWriter
 
 YEARLY = "0 0 1 1 *"
-HOST = socket.gethostname().split(".")[0] or "host"
+HOST = host_id()
 
 
 def _dead_pid() -> int:
@@ -42,6 +43,22 @@ def _run(run_id: int, owner: str, started_ago: timedelta) -> RunRecord:
         error=None,
         owner=owner,
     )
+
+
+def test_the_same_host_name_in_another_pid_namespace_is_not_local() -> None:
+    """Host networking: a replica with this host name but its own PID namespace has pids
+    that mean nothing here; its fresh run is never closed as abandoned."""
+    if ":" not in HOST:
+        pytest.skip("no /proc/self/ns/pid here: PID namespaces cannot be told apart")
+    name = HOST.split(":")[0]
+    other_namespace = f"{name}:1"
+    runs = [
+        _run(7, f"{other_namespace}-{_dead_pid()}-aaaa0007", timedelta(minutes=5)),
+        _run(8, f"{other_namespace}-{os.getpid()}-aaaa0008", timedelta(minutes=5)),
+    ]
+    assert abandoned_runs(runs, now=T1) == []
+    # the same runs a day later: closed whoever they belong to
+    assert abandoned_runs(runs, now=T1 + STALE_RUN_AGE) == [7, 8]
 
 
 def test_local_owner_reads_host_and_pid() -> None:

@@ -145,7 +145,7 @@ def parse(argv: Sequence[str], subcommand: str | None) -> FastCall | None:
     """
     try:
         return _parse(list(argv), subcommand)
-    except _Decline:
+    except Exception:  # _Decline, or anything unforeseen: click parses it and words the error
         return None
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,9 +53,11 @@ log = get_logger("watcher.daemon")
 
 
 def default_owner() -> str:
-    """``hostname-pid-random``: who holds claims and leases (unique per process)."""
-    host = socket.gethostname().split(".")[0] or "host"
-    return f"{host[:120]}-{os.getpid()}-{secrets.token_hex(4)}"
+    """``host-pid-random``: who holds claims and leases (unique per process); ``host`` is
+    :func:`watcher.daemon.housekeeping.host_id`."""
+    from watcher.daemon.housekeeping import host_id
+
+    return f"{host_id()[:120]}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def prepare_database_url(url: str) -> str:

@@ -6,9 +6,11 @@ table and ``/api/runs`` would show it running for ever and retention would never
 
 A run is taken as abandoned when:
 
-- its owner ran on this host (``default_owner`` is ``host-pid-random``), is not one of this
-  process's owners, and its process is gone, or is this process's pid from an earlier life
-  (a restarted container is pid 1 again); checked at start-up and at every pruning pass;
+- its owner ran on this host and PID namespace (``default_owner`` is ``host-pid-random``,
+  the host being :func:`host_id`), is not one of this process's owners, and its process is
+  gone or has this process's pid (an earlier process that had it); checked at start-up
+  and at every pruning pass. A restarted container has a new PID namespace, so the run
+  of its earlier life falls under the next rule;
 - or, whoever owned it, it started more than :data:`STALE_RUN_AGE` ago: no healthy run
   lasts that long, and the owner may be a replica on a host this process cannot see.
 
@@ -34,6 +36,7 @@ __all__ = [
     "STALE_RUN_AGE",
     "abandoned_runs",
     "close_abandoned_runs",
+    "host_id",
     "local_owner",
     "prune_history",
     "remember_owner",
@@ -53,8 +56,16 @@ def remember_owner(owner: str) -> None:
     _OWNERS.add(owner)
 
 
-def _host() -> str:
-    return socket.gethostname().split(".")[0] or "host"
+def host_id() -> str:
+    """This host's name, with the id of the PID namespace when there is one
+    (``web-7:4026531836``): two containers that share a host name (host networking) but not
+    a PID namespace must never take each other's pids for their own."""
+    host = socket.gethostname().split(".")[0] or "host"
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return host
+    return f"{host}:{namespace.removeprefix('pid:[').removesuffix(']')}"
 
 
 def local_owner(owner: str, host: str) -> int | None:
@@ -85,7 +96,7 @@ def abandoned_runs(
     alive: Callable[[int], bool] = _pid_alive,
 ) -> list[int]:
     """The ids of the ``running`` runs in ``runs`` whose process is gone (module docstring)."""
-    host = host or _host()
+    host = host or host_id()
     mine = set(own) | _OWNERS
     this_pid = os.getpid()
     out: list[int] = []

@@ -202,13 +202,16 @@ def _connect(host: str, port: int, timeout: float) -> _Connection:
         raise TransportFailure("connect", _reason(exc)) from exc
     last: OSError | None = None
     for family, kind, proto, _, address in addresses:
-        sock = socket.socket(family, kind, proto)
+        sock: socket.socket | None = None
         try:
+            # inside the try: a family this host cannot use (IPv6 off) moves to the next
+            sock = socket.socket(family, kind, proto)
             sock.settimeout(timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.connect(address)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             last = exc
             continue
         return _Connection(sock, (host, port))
