@@ -8,7 +8,7 @@ Structure only, never timing (timings are in bench/startup.py and bench/client_o
   optional parts; a plain ``flamegraph`` query to an ``http://`` deployment imports neither
   click (the fast path answers it) nor ``http.client``, ``ssl`` or ``email``, nor
   ``dataclasses`` (and so ``inspect``, ``ast``, ``dis``, ``tokenize``);
-- the quick deployment reader (``watcher.cli._common.quick_deployment``) either declines or
+- the quick deployment reader (``watcher.cli._quickconfig.quick_deployment``) either declines or
   gives exactly what ``watcher.config.load_settings`` gives, secrets included;
 - a client of an ``http://`` deployment loads no CA bundle.
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from watcher.cli._common import QUICK_KEYS, QuickDeployment, quick_deployment
+from watcher.cli._quickconfig import QUICK_KEYS, QuickDeployment, quick_deployment
 from watcher.config import Deployment, load_settings
 from watcher.errors import ConfigError
 

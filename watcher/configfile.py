@@ -1,8 +1,8 @@
 """Where the configuration file is, and facts about a deployment that need no validation.
 
-Standard library only: the command line's quick path (``watcher.cli._common``) and the full
-loader (``watcher.config``) share these, so the search order and the secret list have one
-definition.
+Standard library only: the command line's quick path (``watcher.cli._quickconfig``) and
+the full loader (``watcher.config``) share these, so the search order, the secret list,
+the override prefixes and the name pattern have one definition.
 """
 
 from __future__ import annotations

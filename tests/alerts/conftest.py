@@ -1,23 +1,28 @@
-"""Fixtures for the alert tests: findings, groups, channel configs, a live webhook sink."""
+"""Fixtures for the alert tests: findings, groups, channel configs, a live webhook sink, and
+the daemon tests' App factory (which checks that no database connection leaks)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from daemon import conftest as _daemon
 from pydantic import SecretStr
 
 from watcher.alerts import AlertGroup, build_links
 from watcher.findings import Finding
 from watcher.sandbox.sink import WebhookSink
 
-CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
+from .support import CPU, HOUR, T0
+
+# The daemon tests' fixtures, shared: a running webhook sink (stopped after the test) and
+# the App factory.
+sink = _daemon.sink
+make_app = _daemon.make_app
 
 #: A distinctive secret in a webhook URL path, as Slack webhook URLs have.
 SECRET_TOKEN = "xoxSECRETtoken1234567890"
@@ -110,13 +115,6 @@ def make_group(make_finding: FindingFactory) -> GroupFactory:
         return AlertGroup(**values)
 
     return make
-
-
-@pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    """A running webhook sink, stopped after the test."""
-    with WebhookSink() as running:
-        yield running
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ label the watch selects on, so the link has to encode both.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from watcher.config import Settings, load_settings
-from watcher.daemon.app import App
 from watcher.daemon.delivery import drain
 from watcher.daemon.jobs import run_watch
 from watcher.errors import ConfigError
@@ -89,12 +88,6 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    with WebhookSink() as running:
-        yield running
-
-
 def _settings(
     tmp_path: Path,
     fleet: Fleet,
@@ -139,14 +132,11 @@ def _settings(
     return load_settings(str(path), env={})
 
 
-def _check(settings: Settings) -> str:
+def _check(settings: Settings, make_app: Callable[..., Any]) -> str:
     """One check at ``T0`` (as ``pyrowatch check --at``), delivered; the function found."""
-    app = App(settings, clock=lambda: T0 + timedelta(minutes=1), sleep=lambda _s: None)
-    try:
-        result = run_watch(app, settings.watcher.watch[0], scheduled_at=T0, claim=False)
-        drain(app)
-    finally:
-        app.stop(timeout=5)
+    app = make_app(settings, clock=lambda: T0 + timedelta(minutes=1))
+    result = run_watch(app, settings.watcher.watch[0], scheduled_at=T0, claim=False)
+    drain(app)
     assert [(f.service, f.kind) for f in result.findings] == [(SERVICE, "self")]
     return result.findings[0].function
 
@@ -159,7 +149,11 @@ def _bodies(sink: WebhookSink) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def test_alerts_lead_with_the_drilldown_diff_when_grafana_url_is_set(
-    tmp_path: Path, fleet: Fleet, template_db: Path, sink: WebhookSink
+    tmp_path: Path,
+    fleet: Fleet,
+    template_db: Path,
+    sink: WebhookSink,
+    make_app: Callable[..., Any],
 ) -> None:
     """generatorURL (webhook and Alertmanager) is the Drilldown diff of the checked windows;
     the Pyroscope UI diff stays as a second link; no credential reaches any payload."""
@@ -176,7 +170,7 @@ def test_alerts_lead_with_the_drilldown_diff_when_grafana_url_is_set(
         },
     )
 
-    function = _check(settings)
+    function = _check(settings, make_app)
 
     webhook, alertmanager = _bodies(sink)
     (hook_alert,) = webhook["alerts"]
@@ -219,12 +213,16 @@ def test_alerts_lead_with_the_drilldown_diff_when_grafana_url_is_set(
 
 
 def test_without_grafana_url_the_pyroscope_diff_stays_the_link(
-    tmp_path: Path, fleet: Fleet, template_db: Path, sink: WebhookSink
+    tmp_path: Path,
+    fleet: Fleet,
+    template_db: Path,
+    sink: WebhookSink,
+    make_app: Callable[..., Any],
 ) -> None:
     """No ``grafana_url``: generatorURL is the Pyroscope UI diff on the deployment URL."""
     settings = _settings(tmp_path, fleet, template_db, sink, {})
 
-    _check(settings)
+    _check(settings, make_app)
 
     webhook, alertmanager = _bodies(sink)
     (hook_alert,) = webhook["alerts"]
@@ -235,14 +233,18 @@ def test_without_grafana_url_the_pyroscope_diff_stays_the_link(
 
 
 def test_grafana_url_alone_drops_the_deployment_url_fallback(
-    tmp_path: Path, fleet: Fleet, template_db: Path, sink: WebhookSink
+    tmp_path: Path,
+    fleet: Fleet,
+    template_db: Path,
+    sink: WebhookSink,
+    make_app: Callable[..., Any],
 ) -> None:
     """With ``grafana_url`` and no ``pyroscope_ui_url`` every link goes to Grafana."""
     settings = _settings(
         tmp_path, fleet, template_db, sink, {"grafana_url": "http://grafana.local:3000"}
     )
 
-    _check(settings)
+    _check(settings, make_app)
 
     webhook, _ = _bodies(sink)
     (hook_alert,) = webhook["alerts"]

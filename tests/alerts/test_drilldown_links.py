@@ -4,7 +4,7 @@ link each channel leads with."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,10 +21,8 @@ from watcher.alerts.slack import slack_payload
 from watcher.alerts.webhook import webhook_payload
 from watcher.errors import SelectorError
 
-CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
+from .support import CPU, DAY, HOUR, T0
+
 GRAFANA = "https://grafana.example"
 EXPLORE = "/a/grafana-pyroscope-app/explore"
 

@@ -11,7 +11,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from watcher.store.db import upgrade
 
-from .support import SECRET_PATH, T1, Clock, ConfigWriter, fleet_spec
+from .support import SANDBOX_NOW, T1, Clock, ConfigWriter, fleet_spec, hook_config, open_sandbox
 
 PG_ENV = "PYROWATCH_TEST_PG_URL"
 
@@ -159,10 +158,7 @@ def fleet() -> tuple[Any, str, Any]:
 @pytest.fixture(scope="session")
 def sandbox(fleet: tuple[Any, str, Any]) -> Iterator[Any]:
     """The sandbox serving the fleet; its clock sits just after the data ends."""
-    from watcher.sandbox.server import Sandbox
-
-    moment = (T1 + timedelta(minutes=1)).timestamp()
-    with Sandbox(fleet[2], clock=lambda: moment) as server:
+    with open_sandbox(fleet[2], SANDBOX_NOW) as server:
         yield server
 
 
@@ -183,12 +179,7 @@ def sink() -> Iterator[Any]:
 @pytest.fixture
 def config(tmp_path: Path, sandbox: Any, sink: Any, database_url: str) -> ConfigWriter:
     """A config writer: the sandbox, the test database and a webhook channel ``hook``."""
-    return ConfigWriter(
-        path=tmp_path / "config.toml",
-        sandbox_url=sandbox.url,
-        database_url=database_url,
-        channels=[{"name": "hook", "kind": "webhook", "url": sink.url + SECRET_PATH}],
-    )
+    return hook_config(tmp_path / "config.toml", sandbox.url, database_url, sink)
 
 
 @pytest.fixture

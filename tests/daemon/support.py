@@ -13,11 +13,12 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 BIN = Path(sys.executable).parent
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
@@ -27,6 +28,8 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=3)
 REGRESSION_START = T0 - timedelta(hours=2)
 REGRESSION_LENGTH = timedelta(hours=3)
+#: The sandbox's clock: just after the fleet's data ends.
+SANDBOX_NOW = T1 + timedelta(minutes=1)
 #: Distinctive secret in the webhook path: it must never appear in output or storage.
 SECRET = "hookSECRETtoken9876543210"
 SECRET_PATH = f"/hooks/T0/B0/{SECRET}"
@@ -57,6 +60,16 @@ def fleet_spec() -> tuple[Any, str]:
         events=(spike,),
     )
     return spec, function
+
+
+@contextmanager
+def open_sandbox(store: Any, moment: datetime) -> Iterator[Any]:
+    """A running sandbox serving ``store`` whose clock stands still at ``moment``."""
+    from watcher.sandbox.server import Sandbox
+
+    now = moment.timestamp()
+    with Sandbox(store, clock=lambda: now) as server:
+        yield server
 
 
 @dataclass
@@ -118,6 +131,33 @@ class ConfigWriter:
         from watcher.config import load_settings
 
         return load_settings(str(self.write(**kwargs)), env={})
+
+
+_Writer = TypeVar("_Writer", bound=ConfigWriter)
+
+
+@overload
+def hook_config(path: Path, sandbox_url: str, database_url: str, sink: Any) -> ConfigWriter: ...
+@overload
+def hook_config(
+    path: Path, sandbox_url: str, database_url: str, sink: Any, *, writer: type[_Writer]
+) -> _Writer: ...
+def hook_config(
+    path: Path,
+    sandbox_url: str,
+    database_url: str,
+    sink: Any,
+    *,
+    writer: type[ConfigWriter] = ConfigWriter,
+) -> ConfigWriter:
+    """A config writer (``writer``, a :class:`ConfigWriter` by default) for the sandbox, the
+    database and one webhook channel ``hook`` at ``sink.url + SECRET_PATH``."""
+    return writer(
+        path=path,
+        sandbox_url=sandbox_url,
+        database_url=database_url,
+        channels=[{"name": "hook", "kind": "webhook", "url": sink.url + SECRET_PATH}],
+    )
 
 
 @dataclass

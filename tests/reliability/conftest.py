@@ -12,13 +12,12 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon import conftest as _daemon
-from daemon.support import SECRET_PATH, T1
+from daemon.support import SANDBOX_NOW, hook_config, open_sandbox
 from sqlalchemy.engine import Engine
 
 from .support import Config, PrivateCluster, Processes
@@ -43,22 +42,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sandbox(fleet: tuple[Any, str, Any]) -> Iterator[Any]:
     """A sandbox of this test over the shared fleet; stopping it wakes held requests."""
-    from watcher.sandbox.server import Sandbox
-
-    moment = (T1 + timedelta(minutes=1)).timestamp()
-    with Sandbox(fleet[2], clock=lambda: moment) as server:
+    with open_sandbox(fleet[2], SANDBOX_NOW) as server:
         yield server
 
 
 @pytest.fixture
 def config(tmp_path: Path, sandbox: Any, sink: Any, database_url: str) -> Config:
     """The sandbox deployment, the test database and a webhook channel ``hook``."""
-    return Config(
-        path=tmp_path / "config.toml",
-        sandbox_url=sandbox.url,
-        database_url=database_url,
-        channels=[{"name": "hook", "kind": "webhook", "url": sink.url + SECRET_PATH}],
-    )
+    return hook_config(tmp_path / "config.toml", sandbox.url, database_url, sink, writer=Config)
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ from daemon.support import (
     CPU,
     REGRESSION_LENGTH,
     REGRESSION_START,
-    SECRET_PATH,
     T0,
     Clock,
+    hook_config,
+    open_sandbox,
     run_together,
 )
 
@@ -84,21 +85,14 @@ def six_services() -> tuple[Any, str]:
 
 @pytest.fixture
 def replica_sandbox(six_services: tuple[Any, str]) -> Iterator[Any]:
-    from watcher.sandbox.server import Sandbox
-
-    moment = (T0 + timedelta(hours=1)).timestamp()
-    with Sandbox(six_services[0], clock=lambda: moment) as server:
+    with open_sandbox(six_services[0], T0 + timedelta(hours=1)) as server:
         yield server
 
 
 @pytest.fixture
 def replica_config(tmp_path: Path, replica_sandbox: Any, sink: Any, database_url: str) -> Config:
-    return Config(
-        path=tmp_path / "config.toml",
-        sandbox_url=replica_sandbox.url,
-        database_url=database_url,
-        channels=[{"name": "hook", "kind": "webhook", "url": sink.url + SECRET_PATH}],
-    )
+    path = tmp_path / "config.toml"
+    return hook_config(path, replica_sandbox.url, database_url, sink, writer=Config)
 
 
 def _evaluations(url: str) -> Counter[tuple[Any, str]]:

@@ -56,16 +56,15 @@ dropped, so a base URL such as ``https://user:pass@pyroscope.example/?token=x`` 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from watcher.selectors import METRIC_NAME, parse_selector
+from watcher.times import to_ms
 
 from .base import AlertLinks
 
 Window = tuple[datetime, datetime]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Where the Drilldown app is served, below the Grafana base URL.
 DRILLDOWN_PATH = "/a/grafana-pyroscope-app/explore"
@@ -166,7 +165,7 @@ def flamegraph_url(
 def _millis(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: times must be timezone-aware")
-    return str((moment - _EPOCH) // timedelta(milliseconds=1))
+    return str(to_ms(moment))
 
 
 def _filter_part(text: str) -> str:

@@ -893,7 +893,8 @@ class _Detector:
 
         self._confirm(candidates)
         persistence_checked = self.previous is not None
-        if not persistence_checked:
+        if not persistence_checked and candidates:
+            # (with no candidate there was nothing for persistence to check)
             self.notes.append("no previous window: persistence not checked")
         confirmed: list[_Test] = []
         for test in candidates:

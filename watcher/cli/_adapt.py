@@ -51,42 +51,24 @@ def describe(profile_type: str) -> str:
 # --------------------------------------------------------------------------- flame graphs
 
 
-#: The last profile tabulated and its table: a command renders one profile in several parts
-#: (header, rows, JSON), each asking for the table. Commands never change a fetched profile.
-_last_table: tuple[Tree | FlameGraph, FunctionTable] | None = None
-#: The last flame graph turned into a tree, and that tree.
-_last_tree: tuple[FlameGraph, Tree] | None = None
-
-
 def function_table(profile: Tree | FlameGraph) -> FunctionTable:
     """Per-function self and total of a tree or a decoded flame graph (recursion counted
     once). A flame graph is tabulated straight from its levels, without building a tree."""
-    global _last_table
     from watcher.flamegraph.functions import FunctionTable
     from watcher.flamegraph.tree import Tree
 
-    if _last_table is not None and _last_table[0] is profile:
-        return _last_table[1]
     if isinstance(profile, Tree):
-        table = FunctionTable.from_tree(profile)
-    else:
-        table = FunctionTable.from_flamegraph(profile)
-    _last_table = (profile, table)
-    return table
+        return FunctionTable.from_tree(profile)
+    return FunctionTable.from_flamegraph(profile)
 
 
 def as_tree(profile: Tree | FlameGraph) -> Tree:
-    """The tree of a profile (built once per flame graph)."""
-    global _last_tree
+    """The tree of a profile."""
     from watcher.flamegraph.tree import Tree
 
     if isinstance(profile, Tree):
         return profile
-    if _last_tree is not None and _last_tree[0] is profile:
-        return _last_tree[1]
-    tree = profile.to_tree()
-    _last_tree = (profile, tree)
-    return tree
+    return profile.to_tree()
 
 
 def function_rows(table: FunctionTable) -> Iterable[tuple[str, int, int]]:
@@ -160,22 +142,15 @@ def fetch_tree(
     client: QuerierClient, profile_type: str, selector: str, rng: TimeRange, max_nodes: int
 ) -> Tree:
     """The merged flame graph of ``selector`` over ``rng`` as a tree."""
-    result: Any = client.select_merge_stacktraces(
-        profile_type, selector, rng, max_nodes=max_nodes, fmt="flamegraph"
-    )
-    return _to_tree(result)
+    return as_tree(fetch_flamegraph(client, profile_type, selector, rng, max_nodes))
 
 
 def _to_tree(result: Any) -> Tree:
-    from watcher.flamegraph.decode import FlameGraph, decode_flamegraph
+    """The tree of a result that is neither a decoded flame graph nor its JSON."""
     from watcher.flamegraph.tree import Tree
 
     if isinstance(result, Tree):
         return result
-    if isinstance(result, FlameGraph):
-        return result.to_tree()
-    if isinstance(result, Mapping):
-        return decode_flamegraph(result).to_tree()
     to_tree = getattr(result, "to_tree", None)
     if callable(to_tree):
         tree = to_tree()

@@ -2,8 +2,8 @@
 
 Library modules are imported inside functions, never at module level: this module is
 imported to show ``--help``. What a command holds while it runs (state, session, window)
-is click-free, in ``_session``; the quick config reader in ``_quickconfig``; both are
-re-exported here.
+is click-free, in ``_session`` (``echo`` and ``note`` too, so both ways in write the same
+bytes); what the click commands use of it is re-exported here.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from click.shell_completion import CompletionItem
 
 from watcher.cli import _session
 from watcher.cli._core import state_of
-from watcher.cli._quickconfig import QUICK_KEYS, QuickDeployment, QuickSecret, quick_deployment
 from watcher.cli._session import (
     Session,
+    echo,
+    note,
     resolve_window,
     service_selector,
     window_json,
@@ -36,14 +37,11 @@ __all__ = [
     "DURATION",
     "LABEL",
     "PROFILE_TYPE",
-    "QUICK_KEYS",
     "TIME",
     "DashArgsCommand",
     "DurationType",
     "LabelType",
     "ProfileTypeType",
-    "QuickDeployment",
-    "QuickSecret",
     "Session",
     "TimeType",
     "complete_deployment",
@@ -53,7 +51,6 @@ __all__ = [
     "label_option",
     "note",
     "open_session",
-    "quick_deployment",
     "range_options",
     "resolve_window",
     "service_selector",
@@ -272,13 +269,3 @@ def open_session(ctx: click.Context, deployment: str) -> Iterator[Session]:
     """Load the config, find ``deployment`` and open a Querier client to it."""
     with _session.open_session(state_of(ctx), deployment) as session:
         yield session
-
-
-def echo(text: str = "") -> None:
-    """A line to stdout."""
-    click.echo(text)
-
-
-def note(text: str) -> None:
-    """A diagnostic line to stderr."""
-    click.echo(text, err=True)

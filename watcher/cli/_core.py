@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from watcher.cli import LazyCommand
-from watcher.cli._report import echo_error, finish, hint, report_error, silence_stdout
+from watcher.cli._report import echo_error, finish, report_error, silence_stdout
 from watcher.cli._session import CliState
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "LazyCommand",
     "LazyGroup",
     "global_options",
-    "hint",
     "load_command",
     "redact",
     "run_command",
@@ -172,10 +171,6 @@ def load_command(target: str) -> click.Command:
 # --------------------------------------------------------------------------- error handler
 
 
-def _echo_error(message: str, state: CliState) -> None:
-    echo_error(message, state)
-
-
 def _usage_hint(exc: click.UsageError) -> str:
     ctx = exc.ctx
     if ctx is None:
@@ -205,13 +200,13 @@ def run_command(
         if isinstance(rv, int) and not isinstance(rv, bool):
             code = rv
     except click.UsageError as exc:
-        _echo_error(exc.format_message().rstrip(".") + _usage_hint(exc), state)
+        echo_error(exc.format_message().rstrip(".") + _usage_hint(exc), state)
         code = 2
     except click.ClickException as exc:
-        _echo_error(exc.format_message(), state)
+        echo_error(exc.format_message(), state)
         code = exc.exit_code
     except click.Abort:
-        _echo_error("interrupted", state)
+        echo_error("interrupted", state)
         code = 130
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly

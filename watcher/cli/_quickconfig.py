@@ -19,7 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from watcher.configfile import DEPLOYMENT_ENV, NAME_PATTERN, WATCHER_ENV
+from watcher.configfile import (
+    DEPLOYMENT_ENV,
+    NAME_PATTERN,
+    WATCHER_ENV,
+    default_database_url,
+    find_config_file,
+)
+from watcher.configfile import auth_kind as _auth_kind
+from watcher.configfile import secret_values as _secret_values
+from watcher.errors import ConfigError
 
 __all__ = ["QUICK_KEYS", "QuickDeployment", "QuickSecret", "quick_deployment"]
 
@@ -113,15 +122,11 @@ class QuickDeployment:
     @property
     def auth_kind(self) -> str:
         """As ``Deployment.auth_kind``."""
-        from watcher import configfile
-
-        return configfile.auth_kind(self)
+        return _auth_kind(self)
 
     def secret_values(self) -> list[str]:
         """As ``Deployment.secret_values``."""
-        from watcher import configfile
-
-        return configfile.secret_values(self)
+        return _secret_values(self)
 
 
 def quick_deployment(
@@ -170,17 +175,12 @@ def quick_deployment(
     if found is None:
         return None
     secrets = [v for dep in deployments.values() for v in dep.secret_values()]
-    from watcher.configfile import default_database_url
-
     secrets.append(default_database_url(env))
     return found, [v for v in secrets if v]
 
 
 def _quick_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
     """The file ``watcher.config`` would read; None when there is none or ``--config`` is wrong."""
-    from watcher.configfile import find_config_file
-    from watcher.errors import ConfigError
-
     try:
         return find_config_file(explicit, env)
     except ConfigError:

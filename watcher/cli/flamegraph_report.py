@@ -43,6 +43,7 @@ from watcher.cli.output import (
 
 if TYPE_CHECKING:
     from watcher.flamegraph.decode import FlameGraph
+    from watcher.flamegraph.functions import FunctionTable
     from watcher.flamegraph.tree import Node, Tree
     from watcher.selectors import Matcher
     from watcher.times import TimeRange
@@ -188,7 +189,8 @@ def show_flamegraph(
             graph = _adapt.fetch_flamegraph(
                 s.client, q.profile_type, q.selector, q.window, max_nodes
             )
-    if _adapt.function_table(graph).total_value == 0:
+    table = _adapt.function_table(graph)
+    if table.total_value == 0:
         note(
             f"no {q.profile_type} profiles for service {service!r} in {deployment} "
             f"for {window_text(q.window)} (see: pyrowatch services {deployment})"
@@ -197,13 +199,15 @@ def show_flamegraph(
             return
     pal = state.palette(_OutputTarget(output))
     width = terminal_width(sys.stdout) if output is None else None
-    _emit(render(fmt, q, graph, pal, top=top, sort=sort, min_share=min_share, width=width), output)
+    lines = render(fmt, q, graph, table, pal, top=top, sort=sort, min_share=min_share, width=width)
+    _emit(lines, output)
 
 
 def render(
     fmt: str,
     q: Query,
     graph: Tree | FlameGraph,
+    table: FunctionTable,
     pal: Palette,
     *,
     top: int,
@@ -213,17 +217,18 @@ def render(
 ) -> list[str]:
     """The output lines of one text format (all but pprof).
 
-    ``table`` and ``json`` tabulate the decoded flame graph as it is; only ``tree`` and
-    ``folded`` build its tree.
+    ``table`` is ``graph``'s function table (``_adapt.function_table``), computed once by
+    the caller; the ``table`` and ``json`` formats use it alone; only ``tree`` and
+    ``folded`` build the graph's tree.
     """
     if fmt == "json":
-        return [dumps_json(table_json(q, graph, top, sort))]
+        return [dumps_json(table_json(q, table, top, sort))]
     if fmt == "folded":
         return [_adapt.folded(_adapt.as_tree(graph)).rstrip("\n")]
     if fmt == "tree":
         tree = _adapt.as_tree(graph)
-        return header_lines(q, graph, pal) + tree_lines(q, tree, min_share / 100, pal)
-    return header_lines(q, graph, pal) + table_lines(q, graph, top, sort, pal, width)
+        return header_lines(q, table, pal) + tree_lines(q, tree, min_share / 100, pal)
+    return header_lines(q, table, pal) + table_lines(q, table, top, sort, pal, width)
 
 
 class _OutputTarget:
@@ -261,9 +266,8 @@ def _write_pprof(data: bytes, output: str | None, q: Query) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
-def header_lines(q: Query, graph: Tree | FlameGraph, pal: Palette) -> list[str]:
+def header_lines(q: Query, ft: FunctionTable, pal: Palette) -> list[str]:
     """Deployment, service, type, exact UTC window, total, and the share lost to 'other'."""
-    ft = _adapt.function_table(graph)
     total = ft.total_value
     lines = [
         pal.bold(f"{q.deployment} · {q.service} · {q.profile_type}")
@@ -294,9 +298,8 @@ def _per_second(value: float, q: Query) -> str:
     return f" = {human_rate(value / secs, q.kind)} on average"
 
 
-def ranked(graph: Tree | FlameGraph, sort: str) -> tuple[list[tuple[str, int, int]], int]:
+def ranked(ft: FunctionTable, sort: str) -> tuple[list[tuple[str, int, int]], int]:
     """``[(name, self, total)]`` ranked by ``sort``, without 'other'; and how many there are."""
-    ft = _adapt.function_table(graph)
     rows = [(name, s, t) for name, s, t in _adapt.function_rows(ft) if name != "other"]
     if sort == "self":
         rows = [r for r in rows if r[1] > 0]
@@ -307,13 +310,13 @@ def ranked(graph: Tree | FlameGraph, sort: str) -> tuple[list[tuple[str, int, in
 
 
 def table_lines(
-    q: Query, graph: Tree | FlameGraph, top: int, sort: str, pal: Palette, width: int | None
+    q: Query, ft: FunctionTable, top: int, sort: str, pal: Palette, width: int | None
 ) -> list[str]:
     """The ranked function table."""
-    total = _adapt.function_table(graph).total_value
+    total = ft.total_value
     if not total:
         return []
-    rows, count = ranked(graph, sort)
+    rows, count = ranked(ft, sort)
     show_cores = is_time(q.kind) and q.is_cpu and q.window.seconds > 0
     columns = [Column("#"), Column("SELF"), Column("SELF%")]
     if show_cores:
@@ -336,11 +339,10 @@ def table_lines(
     return lines
 
 
-def table_json(q: Query, graph: Tree | FlameGraph, top: int, sort: str) -> dict[str, Any]:
+def table_json(q: Query, ft: FunctionTable, top: int, sort: str) -> dict[str, Any]:
     """The ranked table as JSON (values in the profile's unit; shares as fractions)."""
-    ft = _adapt.function_table(graph)
     total = ft.total_value
-    rows, count = ranked(graph, sort)
+    rows, count = ranked(ft, sort)
     secs = q.window.seconds
     functions: list[dict[str, Any]] = []
     for i, (name, self_v, total_v) in enumerate(rows[:top], 1):

@@ -87,10 +87,6 @@ TRUNCATION_WARNING = 0.01
 RESOLVE_TOLERANCE = 0.10
 #: Glob characters that make a ``services`` entry a pattern rather than a name.
 _GLOB = frozenset("*?[")
-#: How detection's note about a missing previous window begins; dropped when the previous
-#: window was left out because nothing needed persistence.
-_NO_PREVIOUS = "no previous window"
-
 log = get_logger("watcher.run")
 
 
@@ -157,9 +153,9 @@ class Windows:
     current: TimeRange
     previous: TimeRange
     baselines: tuple[TimeRange, ...]
-    previous_baselines: tuple[TimeRange, ...] = ()
+    previous_baselines: tuple[TimeRange, ...]
     #: The watch's baseline offsets, one per baseline.
-    offsets: tuple[timedelta, ...] = ()
+    offsets: tuple[timedelta, ...]
 
     @classmethod
     def of(cls, watch: WatchConfig, scheduled_at: datetime) -> Windows:
@@ -178,10 +174,8 @@ class Windows:
         return replace(
             self,
             baselines=tuple(self.baselines[i] for i in indices),
-            previous_baselines=tuple(
-                self.previous_baselines[i] for i in indices if i < len(self.previous_baselines)
-            ),
-            offsets=tuple(self.offsets[i] for i in indices if i < len(self.offsets)),
+            previous_baselines=tuple(self.previous_baselines[i] for i in indices),
+            offsets=tuple(self.offsets[i] for i in indices),
         )
 
 
@@ -396,11 +390,6 @@ class _Pair:
                         "change cannot be confirmed without it, so nothing is alerted this run"
                     )
             result = run(context, previous, previous_baselines)
-        else:
-            # Nothing needed persistence: it was not checked on purpose, not for lack of data.
-            result = replace(
-                result, notes=tuple(n for n in result.notes if not n.startswith(_NO_PREVIOUS))
-            )
         for label, table in labelled:
             if table.truncated_share > TRUNCATION_WARNING:
                 ev.warnings.append(

@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from watcher.errors import AccessCommandError, ResponseTooLarge
 from watcher.querier.transport import BufferedResponse, Transport
@@ -84,7 +84,7 @@ class DeploymentLike(Protocol):
 
     :class:`watcher.config.Deployment` is one; the command line builds a lighter one when it
     can read a deployment without loading the whole validation machinery (see
-    ``watcher.cli._common.quick_deployment``).
+    ``watcher.cli._quickconfig.quick_deployment``).
     """
 
     @property
@@ -158,13 +158,6 @@ class DeploymentAuth:
 
     def __repr__(self) -> str:
         return f"DeploymentAuth({self._deployment.name!r}, {self._deployment.auth_kind})"
-
-
-def _loads(data: bytes) -> Any:
-    # The standard library: orjson and msgspec parse faster, but parsing is 10-20 % of
-    # parse + decode and importing orjson costs more than it saves on a command's one
-    # response (BENCHMARKS.md, goals 1 and 2).
-    return json.loads(data)
 
 
 class AccessCommandTransport(Transport):
@@ -316,7 +309,7 @@ class AccessCommandTransport(Transport):
         if not body.strip():
             raise self._fail("access_command printed nothing on stdout", stderr)
         try:
-            parsed = _loads(body)
+            parsed = json.loads(body)
         except ValueError:
             excerpt = " ".join(body[:200].decode("utf-8", "replace").split())
             raise self._fail(

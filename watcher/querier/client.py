@@ -198,13 +198,6 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def _loads(data: bytes) -> Any:
-    # The standard library: orjson and msgspec parse faster, but parsing is 10-20 % of
-    # parse + decode and importing orjson costs more than it saves on a command's one
-    # response (BENCHMARKS.md, goals 1 and 2).
-    return json.loads(data)
-
-
 def _dumps(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -421,7 +414,7 @@ class QuerierClient:
         code: str | None = None
         message = ""
         try:
-            data = _loads(content) if content.strip() else None
+            data = json.loads(content) if content.strip() else None
         except ValueError:
             data = None
         if isinstance(data, dict) and isinstance(data.get("code"), str):
@@ -487,7 +480,7 @@ class QuerierClient:
             parsed = loads_flamegraph(content)  # None unless plainly protojson's shape
         try:
             if parsed is None:
-                parsed = _loads(content) if content.strip() else {}
+                parsed = json.loads(content) if content.strip() else {}
         except ValueError:
             raise DecodeError(
                 f"{name}: the response is not JSON: {redact(_excerpt(content), self._secrets)!r}"
