@@ -1,22 +1,20 @@
 """Serve a planned fleet from the sandbox over HTTP and run the daemon's detection on it.
 
-:class:`PairEvaluator` repeats what ``watcher.daemon.jobs`` does for one (service, profile
-type) pair at a scheduled time ``t``: it fetches the current window ``[t - 1h, t]``, the
-previous window and the -1d and -7d baselines as trees (``SelectMergeStacktraces``,
-``PROFILE_FORMAT_TREE``, ``max_nodes`` 65536), builds :class:`FunctionTable` s, derives the
-caller graph from the current tree, calls :func:`watcher.analysis.detect.detect` with the
-previous window and, when something was found, looks up the ``version`` label values of
-every window and detects again with them. Every window is fetched once over HTTP and
-reused by later runs that need it (the answers would be identical).
+:class:`PairEvaluator` runs the daemon's own evaluation of one (service, profile type)
+pair, :func:`watcher.daemon.pair.evaluate_pair`, at a scheduled time ``t`` with the
+daemon's defaults for an hourly watch: it fetches the current window ``[t - 1h, t]`` and
+its -1d and -7d baselines as trees (``SelectMergeStacktraces``, ``PROFILE_FORMAT_TREE``,
+``max_nodes`` 65536) and runs a first detection pass without the previous window; only
+when that pass has a candidate (a finding or a cost shift) are the previous window and
+its own -1d and -7d windows fetched and detection run again with them (the second pass
+also estimates the dispersion from both pairs of baselines), and when something was
+found the ``version`` label values of every window are looked up and detection runs once
+more. Every window is fetched once over HTTP and reused by later runs and the other
+threshold configurations that need it (the answers would be identical).
 
-Persistence follows the daemon: a first pass gives the previous window no baselines of
-its own (``detect`` then reuses the current window's); when that pass has candidates (a
-finding, a candidate "not confirmed", or one held back as a cost shift of the previous
-window) the previous window's own -1d and -7d windows are fetched and detection runs
-again with ``previous_baselines``, and that second result is the run's. The second pass
-also estimates the dispersion from both pairs of baselines. ``previous_baselines=False``
-(``--current-baselines-for-previous``) keeps the first pass only: the older behaviour, in
-which the previous window is compared with baselines an hour of the day later.
+``previous_baselines=False`` (``--current-baselines-for-previous``) never fetches the
+previous window's own baselines: the second pass compares the previous window with the
+current window's baselines, an hour of the day later (the older behaviour).
 
 :func:`run_job` generates one job's fleet, loads it into a :class:`Sandbox` on
 ``127.0.0.1:0`` and judges every run: findings credited to the injected change, false
@@ -25,10 +23,11 @@ alerts, cost shifts labelled, transients suppressed, versions attributed.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bench.detection.corpus import (
@@ -39,15 +38,9 @@ from bench.detection.corpus import (
     Job,
     hour_time,
 )
-from watcher.analysis.detect import (
-    DetectionContext,
-    DetectionResult,
-    DetectionThresholds,
-    detect,
-)
-from watcher.analysis.tables import parents_from_stacks
+from watcher.analysis.detect import DetectionResult, DetectionThresholds
+from watcher.daemon.pair import FetchedWindow, Windows, evaluate_pair
 from watcher.findings import Finding
-from watcher.flamegraph import FunctionTable, Tree
 from watcher.querier import QuerierClient
 from watcher.sandbox.fleet import CPU, load_fleet
 from watcher.sandbox.query import QueryLimits
@@ -80,14 +73,11 @@ VERSION_LABEL = "version"
 GOAL_WINDOWS = 2
 #: Informational notes that mean "significant at the Bonferroni level".
 _SIGNIFICANT_NOTES = ("significant but", "not confirmed")
-#: How detection notes a candidate the previous window did not confirm, and a candidate
-#: held back because the previous window's rise was a cost shift.
-NOT_CONFIRMED_NOTE = "not confirmed"
-PREVIOUS_SHIFT_NOTE = "in the previous window"
 
 
 class PairEvaluator:
-    """The daemon's evaluation of one pair at a scheduled time, with fetched windows cached."""
+    """The daemon's evaluation of one pair at a scheduled time
+    (:func:`watcher.daemon.pair.evaluate_pair`), with fetched windows cached."""
 
     def __init__(
         self,
@@ -110,36 +100,23 @@ class PairEvaluator:
         self.max_nodes = max_nodes
         self.version_label = version_label
         self.queries = 0
-        self._tables: dict[tuple[str, int], tuple[FunctionTable, Tree]] = {}
-        self._parents: dict[tuple[str, int], dict[str, set[str]]] = {}
+        self._windows: dict[tuple[str, int], FetchedWindow] = {}
         self._versions: dict[tuple[str, int], tuple[str, ...]] = {}
 
     @staticmethod
     def selector(service: str) -> str:
         return format_selector([Matcher("service_name", "=", service)])
 
-    def table(self, service: str, rng: TimeRange) -> FunctionTable:
-        """The window's function table (one tree query, then cached)."""
-        return self._fetch(service, rng)[0]
-
-    def parents(self, service: str, rng: TimeRange) -> dict[str, set[str]]:
-        """The caller graph of the window's tree, as the daemon derives it."""
+    def fetch(self, service: str, rng: TimeRange) -> FetchedWindow:
+        """The window as a tree and function table (one tree query, then cached)."""
         key = (service, rng.start_ms)
-        hit = self._parents.get(key)
-        if hit is None:
-            tree = self._fetch(service, rng)[1]
-            hit = self._parents[key] = parents_from_stacks(stack for stack, _ in tree.stacks())
-        return hit
-
-    def _fetch(self, service: str, rng: TimeRange) -> tuple[FunctionTable, Tree]:
-        key = (service, rng.start_ms)
-        hit = self._tables.get(key)
+        hit = self._windows.get(key)
         if hit is None:
             tree = self.client.select_merge_stacktraces(
                 self.profile_type, self.selector(service), rng, self.max_nodes, fmt="tree"
             )
             self.queries += 1
-            hit = self._tables[key] = (FunctionTable.from_tree(tree), tree)
+            hit = self._windows[key] = FetchedWindow(tree)
         return hit
 
     def versions(self, service: str, rng: TimeRange) -> tuple[str, ...]:
@@ -159,73 +136,25 @@ class PairEvaluator:
         configs: Mapping[str, DetectionThresholds] = CONFIGS,
     ) -> dict[str, DetectionResult]:
         """Detection results per threshold configuration (empty when the window is empty)."""
-        current_rng = TimeRange(scheduled_at - self.window, scheduled_at)
-        previous_rng = current_rng.shifted(-self.window)
-        baseline_rngs = [current_rng.shifted(offset) for offset in self.offsets]
-        current = self.table(service, current_rng)
-        if current.total_value <= 0:
-            return {}
-        previous = self.table(service, previous_rng)
-        baselines = [self.table(service, rng) for rng in baseline_rngs]
-        parents = self.parents(service, current_rng)
-        context = DetectionContext(
-            service=service,
-            profile_type=self.profile_type,
-            window_start=current_rng.start,
-            window_end=current_rng.end,
-            baseline_starts=tuple(rng.start for rng in baseline_rngs),
-            sample_rate_hz=self.sample_rate_hz,
-        )
-        previous_rngs = [previous_rng.shifted(offset) for offset in self.offsets]
+        windows = Windows.ending(scheduled_at, self.window, self.offsets)
         out: dict[str, DetectionResult] = {}
         for name, thresholds in configs.items():
-            previous_baselines: list[FunctionTable] | None = None
-            result = detect(
-                current,
-                baselines,
-                previous=previous,
+            outcome = evaluate_pair(
+                functools.partial(self.fetch, service),
+                windows,
+                service=service,
+                profile_type=self.profile_type,
                 thresholds=thresholds,
-                context=context,
-                parents=parents,
+                sample_rate_hz=self.sample_rate_hz,
+                versions=functools.partial(self.versions, service),
+                own_previous_baselines=self.previous_baselines,
             )
-            if self.previous_baselines and has_candidates(result):
-                previous_baselines = [self.table(service, rng) for rng in previous_rngs]
-                result = detect(
-                    current,
-                    baselines,
-                    previous=previous,
-                    previous_baselines=previous_baselines,
-                    thresholds=thresholds,
-                    context=context,
-                    parents=parents,
-                )
-            if result.findings:
-                with_versions = replace(
-                    context,
-                    current_versions=self.versions(service, current_rng),
-                    previous_versions=self.versions(service, previous_rng),
-                    baseline_versions=tuple(self.versions(service, r) for r in baseline_rngs),
-                )
-                result = detect(
-                    current,
-                    baselines,
-                    previous=previous,
-                    previous_baselines=previous_baselines,
-                    thresholds=thresholds,
-                    context=with_versions,
-                    parents=parents,
-                )
-            out[name] = result
+            if outcome.version_error is not None:
+                raise RuntimeError(f"version lookup failed: {outcome.version_error}")
+            if outcome.result is None:
+                return {}
+            out[name] = outcome.result
         return out
-
-
-def has_candidates(result: DetectionResult) -> bool:
-    """Whether a pass had candidates: a finding, or one held back by the persistence check."""
-    if result.findings:
-        return True
-    if any(c.note.startswith(PREVIOUS_SHIFT_NOTE) for c in result.cost_shifts):
-        return True
-    return any(i.note.startswith(NOT_CONFIRMED_NOTE) for i in result.informational)
 
 
 # -- judging ---------------------------------------------------------------------------------
@@ -400,7 +329,8 @@ def run_job(
     """Generate, serve and evaluate one job; everything goes through the sandbox's HTTP API.
 
     ``previous_baselines`` (on by default, as in the daemon) fetches the previous window's
-    own baselines when a first pass has candidates; off keeps the older single pass.
+    own baselines when a first pass has candidates; off compares the previous window with
+    the current window's baselines instead (the older behaviour).
     """
     started = time.perf_counter()
     out = JobResult(job.name)

@@ -1,9 +1,9 @@
 """Detection quality floors: a small fixed-seed run of ``bench/detection`` over real HTTP.
 
 The module fixture generates two synthetic configurations, serves them from a sandbox on
-127.0.0.1 and evaluates them with the daemon's sequence of queries and
-:func:`watcher.analysis.detect.detect` calls (the previous window's own baselines fetched
-when a first pass has candidates), under the default gates and the earlier, stricter ones:
+127.0.0.1 and evaluates them with the daemon's own :func:`watcher.daemon.pair.evaluate_pair`
+(the previous window and its own baselines fetched when a first pass has candidates),
+under the default gates and the earlier, stricter ones:
 
 - 1M samples per hourly window, dispersion phi = 1, diurnal drift: steps of +10 % and
   +20 % in functions from 0.3 %, spikes, cost shifts, version changes, two days of A/A;

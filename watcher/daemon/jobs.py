@@ -23,6 +23,8 @@ tests all call. For a watch and a scheduled time ``t`` (the end of the current w
    ``2 + 2 * len(baselines)``. A warning is recorded when more than 1 % of a window was
    truncated or a baseline window is empty. When something is found, the ``version``
    label of the current, previous and baseline windows is looked up for attribution.
+   That sequence is :func:`watcher.daemon.pair.evaluate_pair`, which the detection
+   benchmark runs too; the thread pool, query metrics and snapshot are this module's.
    A failing pair is recorded with its (redacted) error and never stops the others.
 5. **Store** the snapshots of all pairs in one batch.
 6. **Commit and enqueue**, per pair, in one transaction: regressions are opened or
@@ -44,13 +46,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from watcher.daemon.pair import Windows
 from watcher.errors import StoreError, WatcherError
 from watcher.findings import Finding, FindingKind
 from watcher.log import get_logger
-from watcher.times import TimeRange, format_duration
+from watcher.times import TimeRange
 
 if TYPE_CHECKING:
     from watcher.alerts import AlertGroup, AlertStatus
@@ -143,40 +146,6 @@ class RunResult:
 
     def count(self, status: str) -> int:
         return sum(1 for p in self.pairs if p.status == status)
-
-
-@dataclass(frozen=True, slots=True)
-class Windows:
-    """The windows of one run: current ``[t - w, t]``, previous, the baselines, and the
-    previous window's own baselines (the previous window shifted by each offset)."""
-
-    current: TimeRange
-    previous: TimeRange
-    baselines: tuple[TimeRange, ...]
-    previous_baselines: tuple[TimeRange, ...]
-    #: The watch's baseline offsets, one per baseline.
-    offsets: tuple[timedelta, ...]
-
-    @classmethod
-    def of(cls, watch: WatchConfig, scheduled_at: datetime) -> Windows:
-        current = TimeRange(scheduled_at - watch.window, scheduled_at)
-        previous = current.shifted(-watch.window)
-        return cls(
-            current=current,
-            previous=previous,
-            baselines=tuple(current.shifted(offset) for offset in watch.baselines),
-            previous_baselines=tuple(previous.shifted(offset) for offset in watch.baselines),
-            offsets=tuple(watch.baselines),
-        )
-
-    def keeping(self, indices: Sequence[int]) -> Windows:
-        """The same windows with only the baselines at ``indices``."""
-        return replace(
-            self,
-            baselines=tuple(self.baselines[i] for i in indices),
-            previous_baselines=tuple(self.previous_baselines[i] for i in indices),
-            offsets=tuple(self.offsets[i] for i in indices),
-        )
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -280,81 +249,41 @@ class _Pair:
         return self.ev
 
     def _evaluate(self) -> None:
-        from watcher.analysis.detect import DetectionContext, DetectionThresholds, detect
-        from watcher.analysis.tables import parents_from_stacks
-        from watcher.flamegraph import FunctionTable
+        from watcher.analysis.detect import DetectionThresholds
+        from watcher.daemon.pair import FetchedWindow, PairOutcome, evaluate_pair
 
-        ev, windows, watch = self.ev, self.windows, self.watch
-        current_tree = self.tree(windows.current)
-        current = FunctionTable.from_tree(current_tree)
-        if current.total_value <= 0:
+        ev, watch = self.ev, self.watch
+        outcome = PairOutcome(self.windows)
+        try:
+            evaluate_pair(
+                lambda rng: FetchedWindow(self.tree(rng)),
+                self.windows,
+                service=ev.service,
+                profile_type=ev.profile_type,
+                thresholds=DetectionThresholds(
+                    min_relative_increase=watch.min_relative_increase,
+                    min_share_increase=watch.min_share_increase,
+                    min_samples=watch.min_samples,
+                    alpha=watch.alpha,
+                ),
+                sample_rate_hz=self.app.settings.watcher.sample_rate_hz,
+                labels=_selector_labels(watch.selector),
+                versions=self.versions,
+                want_previous=bool(self.watched),
+                outcome=outcome,
+            )
+        finally:
+            # Kept when a later query fails too: the data warnings so far, and the
+            # snapshot once the current window and its baselines are in.
+            ev.warnings.extend(outcome.warnings)
+            if outcome.current is not None and outcome.baselines is not None:
+                ev.snapshot = self._snapshot(outcome.current)
+        current, previous = outcome.current, outcome.previous
+        if outcome.result is None or current is None:
             ev.status = "skipped"
             ev.error = "no data for this profile type in the current window"
             return
-        baselines = [FunctionTable.from_tree(self.tree(rng)) for rng in windows.baselines]
-        full = [i for i, b in enumerate(baselines) if b.total_value > 0]
-        if len(full) < len(baselines):
-            missing = ", ".join(self._baseline_labels("", omit=full))
-            if not full:
-                ev.warnings.append(
-                    f"no data in any baseline window ({missing}): nothing to compare with; "
-                    "the service may be newer than the baselines, or the server's query "
-                    "lookback shorter"
-                )
-            else:
-                # Compare with the baselines that hold data: a service younger than its
-                # oldest baseline (or a server that answers less far back) is still watched.
-                windows = self.windows = windows.keeping(full)
-                baselines = [baselines[i] for i in full]
-                ev.warnings.append(
-                    f"no data in the {missing} (the service may be newer than that, or the "
-                    "server's query lookback shorter): compared with the "
-                    f"{', '.join(self._baseline_labels(''))} only"
-                )
-        labelled = [("current", current), *zip(self._baseline_labels(""), baselines, strict=True)]
-        ev.snapshot = self._snapshot(current)
-
-        thresholds = DetectionThresholds(
-            min_relative_increase=watch.min_relative_increase,
-            min_share_increase=watch.min_share_increase,
-            min_samples=watch.min_samples,
-            alpha=watch.alpha,
-        )
-        context = DetectionContext(
-            service=ev.service,
-            profile_type=ev.profile_type,
-            window_start=windows.current.start,
-            window_end=windows.current.end,
-            baseline_starts=tuple(rng.start for rng in windows.baselines),
-            sample_rate_hz=self.app.settings.watcher.sample_rate_hz,
-            labels=_selector_labels(watch.selector),
-        )
-        parents = parents_from_stacks(stack for stack, _ in current_tree.stacks())
-        previous: FunctionTable | None = None
-        previous_baselines: list[FunctionTable] | None = None
-
-        def run(
-            context: DetectionContext,
-            previous: FunctionTable | None = None,
-            previous_baselines: Sequence[FunctionTable] | None = None,
-        ) -> DetectionResult:
-            return detect(
-                current,
-                baselines,
-                previous=previous,
-                previous_baselines=previous_baselines,
-                thresholds=thresholds,
-                context=context,
-                parents=parents,
-            )
-
-        # Without the previous window every candidate comes out as a finding, so this pass
-        # tells whether the persistence check (and its queries) is needed at all.
-        result = run(context)
-        candidates = bool(result.findings or result.cost_shifts)
-        if candidates or self.watched:
-            previous = FunctionTable.from_tree(self.tree(windows.previous))
-            labelled.append(("previous", previous))
+        if previous is not None:
             ev.comparable = previous.total_value > 0
             for function, kind in self.watched:
                 if kind in ("self", "total"):
@@ -363,64 +292,16 @@ class _Pair:
                         current.share(function, value_kind),
                         previous.share(function, value_kind),
                     )
-        if candidates and previous is not None:
-            if previous.total_value <= 0:
-                ev.warnings.append(
-                    "the previous window holds no data: a change cannot be confirmed "
-                    "without it, so nothing is alerted this run"
-                )
-            else:
-                # Persistence compares the previous window with the same hour of earlier
-                # days: against the current window's baselines, an hour later in the day,
-                # the daily drift of the mix alone can make it look raised.
-                previous_baselines = [
-                    FunctionTable.from_tree(self.tree(rng)) for rng in windows.previous_baselines
-                ]
-                labelled.extend(
-                    zip(self._baseline_labels("previous "), previous_baselines, strict=True)
-                )
-                empty = [
-                    format_duration(offset)
-                    for offset, table in zip(windows.offsets, previous_baselines, strict=True)
-                    if table.total_value <= 0
-                ]
-                if empty:
-                    ev.warnings.append(
-                        f"no data in the previous window's {', '.join(empty)} baseline: a "
-                        "change cannot be confirmed without it, so nothing is alerted this run"
-                    )
-            result = run(context, previous, previous_baselines)
-        for label, table in labelled:
+        for label, table in outcome.tables():
             if table.truncated_share > TRUNCATION_WARNING:
                 ev.warnings.append(
                     f"{table.truncated_share:.1%} of the {label} window was truncated into "
                     f"'other' (max_nodes={self.app.settings.watcher.max_nodes}); raise "
                     "[watcher] max_nodes for exact results"
                 )
-        if result.findings:
-            try:
-                context = replace(
-                    context,
-                    current_versions=self.versions(windows.current),
-                    previous_versions=self.versions(windows.previous),
-                    baseline_versions=tuple(self.versions(rng) for rng in windows.baselines),
-                )
-            except WatcherError as exc:
-                ev.warnings.append(
-                    self.app.redact(f"version lookup failed ({type(exc).__name__}: {exc})")
-                )
-            else:
-                result = run(context, previous, previous_baselines)
-        ev.result = result
-
-    def _baseline_labels(self, prefix: str, *, omit: Sequence[int] = ()) -> list[str]:
-        """``-1d baseline``, ... (with ``prefix``: ``previous -1d baseline``, ...) of the
-        baselines in use, except those at the indices in ``omit``."""
-        return [
-            f"{prefix}{format_duration(offset)} baseline"
-            for i, offset in enumerate(self.windows.offsets)
-            if i not in omit
-        ]
+        if outcome.version_error is not None:
+            ev.warnings.append(self.app.redact(f"version lookup failed ({outcome.version_error})"))
+        ev.result = outcome.result
 
     def _snapshot(self, table: FunctionTable) -> SnapshotInput:
         from watcher.analysis.stats import sample_model
