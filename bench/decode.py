@@ -29,6 +29,7 @@ from typing import Any
 
 from watcher.flamegraph import (
     DiffTable,
+    FlameGraph,
     FunctionTable,
     Node,
     Tree,
@@ -55,6 +56,7 @@ SIZES = (16_384, 65_536, 262_144, 1_048_576)
 # 262,144 nodes.
 DIFF_SIZES = (62_500, 250_000)
 RENAME_RATE = 0.002
+TOP = 20  # rows a command shows by default
 SEED = 20240601
 
 
@@ -171,6 +173,21 @@ def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def shown(graph: FlameGraph) -> FunctionTable:
+    """The table of ``graph`` with its top 20 by self read (the command's default view:
+    only those totals are computed)."""
+    table = FunctionTable.from_flamegraph(graph)
+    table.top(TOP)
+    return table
+
+
+def every_total(graph: FlameGraph) -> FunctionTable:
+    """The table of ``graph`` with every function's total computed."""
+    table = FunctionTable.from_flamegraph(graph)
+    table.total_values  # noqa: B018 - computes them
+    return table
+
+
 def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
@@ -191,13 +208,11 @@ def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
             typed and (lambda p=typed: FunctionTable.from_flamegraph(decode_flamegraph(p))),
             repeat,
         )
-        # From the response bytes, parsing included: before, and now.
-        t_old, _ = best(
-            lambda b=body: FunctionTable.from_flamegraph(decode_flamegraph(json.loads(b))), repeat
-        )
-        t_new, fast = best(
-            lambda b=body: FunctionTable.from_flamegraph(decode_flamegraph_json(b)), repeat
-        )
+        # From the response bytes, parsing included: before, and now; the top 20 read, as
+        # the command shows them (self and total of each), or every total.
+        t_old, _ = best(lambda b=body: shown(decode_flamegraph(json.loads(b))), repeat)
+        t_new, fast = best(lambda b=body: shown(decode_flamegraph_json(b)), repeat)
+        t_every, _ = best(lambda b=body: every_total(decode_flamegraph_json(b)), repeat)
         t_tree, decoded = best(fg.to_tree, repeat)
         t_from_tree, via_tree = best(lambda d=decoded: FunctionTable.from_tree(d), repeat)
         assert decoded == tree, "decode round trip changed the tree"
@@ -218,6 +233,7 @@ def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                 "all_typed": t_all_typed,
                 "old": t_old,
                 "new": t_new,
+                "every": t_every,
                 "to_tree": t_tree,
                 "from_tree": t_from_tree,
                 "ns/node": t_new * 1e6 / fg.node_count,
@@ -237,12 +253,26 @@ def bench_diff(n: int) -> dict[str, Any]:
     t_decode, diff = best(lambda: decode_diff(parsed), repeat)
 
     def tables(decoded: Any) -> DiffTable:
+        """Both tables and their comparison by self, the top 20 rows read."""
         base, current = FunctionTable.from_diff(decoded)
-        return DiffTable(base, current, "self")
+        table = DiffTable(base, current, "self")
+        table.top(TOP)
+        return table
+
+    def everything(decoded: Any) -> DiffTable:
+        """The same with every row built and every total of both sides computed."""
+        base, current = FunctionTable.from_diff(decoded)
+        table = DiffTable(base, current, "self")
+        table.rows  # noqa: B018 - builds them
+        base.total_values  # noqa: B018
+        current.total_values  # noqa: B018
+        return table
 
     def run_trees() -> DiffTable:
         lt, rt = decode_diff(parsed).to_trees()
-        return DiffTable(FunctionTable.from_tree(lt), FunctionTable.from_tree(rt), "self")
+        table = DiffTable(FunctionTable.from_tree(lt), FunctionTable.from_tree(rt), "self")
+        table.top(TOP)
+        return table
 
     # The message with ints instead of int64 strings, as a typed or protobuf parser gives.
     body_ints = parsed["flamegraph"]
@@ -255,6 +285,7 @@ def bench_diff(n: int) -> dict[str, Any]:
     t_ints, _ = best(lambda: tables(decode_diff(ints)), repeat)
     t_old, _ = best(lambda: tables(decode_diff(json.loads(body))), repeat)
     t_new, fast = best(lambda: tables(decode_diff_json(body)), repeat)
+    t_every, _ = best(lambda: everything(decode_diff_json(body)), repeat)
     t_trees, _ = best(run_trees, min(repeat, 5))
     lt, rt = diff.to_trees()
     assert lt == left and rt == right, "diff round trip changed a tree"
@@ -269,6 +300,7 @@ def bench_diff(n: int) -> dict[str, Any]:
         "ints": t_ints,
         "old": t_old,
         "new": t_new,
+        "every": t_every,
         "ns/node": t_new * 1e6 / diff.node_count,
         "trees": t_trees,
         "rows": len(table),
@@ -282,37 +314,42 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, load {load}; best of 3-7 runs; CPU ms.")
     if orjson is None or msgspec is None:
         print("orjson and/or msgspec are not installed (the bench extra): their columns are n/a.")
-    print("bytes -> table = decode_flamegraph_json + FunctionTable.from_flamegraph from the")
-    print("response bytes (the client's path); before = json.loads + decode_flamegraph + the")
-    print("table. decode+table = the same from the json.loads result (parsing excluded), or")
-    print("from msgspec typed parsing (ints).\n")
+    print("bytes -> table = decode_flamegraph_json + FunctionTable.from_flamegraph + the top")
+    print(f"{TOP} by self (with their totals) from the response bytes (the client's path);")
+    print("every total = the same with every function's total computed; before =")
+    print("json.loads + decode_flamegraph + the table + the top. decode+table = the same")
+    print("from the json.loads result (parsing excluded), or from msgspec typed parsing (ints).\n")
     print(
-        "| nodes | JSON MB | **bytes -> table** | ns/node | before | json.loads | orjson "
-        "| msgspec | msgspec typed | decode | table | decode+table | decode+table (typed) "
-        "| to_tree | table from tree |"
+        "| nodes | JSON MB | **bytes -> table** | ns/node | every total | before | json.loads "
+        "| orjson | msgspec | msgspec typed | decode | table | decode+table "
+        "| decode+table (typed) | to_tree | table from tree |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['nodes']:,} | {r['MB']:.1f} | **{r['new']:.1f}** | {r['ns/node']:.0f} "
+            f"| {r['every']:.1f} "
             f"| {r['old']:.1f} | {r['json']:.1f} | {ms(r['orjson'])} | {ms(r['msgspec'])} "
             f"| {ms(r['typed'])} | {r['decode']:.1f} | {r['table']:.1f} | {r['all']:.1f} "
             f"| {ms(r['all_typed'])} | {r['to_tree']:.1f} | {r['from_tree']:.1f} |"
         )
     diff_sizes = DIFF_SIZES[:1] if "--quick" in sys.argv else DIFF_SIZES
     diffs = [bench_diff(n) for n in diff_sizes]
-    print("\nbytes -> diff = decode_diff_json + FunctionTable.from_diff + DiffTable from the")
-    print("response bytes; before = the same after json.loads; diff = from the json.loads")
-    print("result (parsing excluded); diff (ints) = from levels of ints.\n")
+    print("\nbytes -> diff = decode_diff_json + FunctionTable.from_diff + DiffTable by self")
+    print(f"+ its top {TOP} rows from the response bytes; everything = the same with every")
+    print("row built and every total of both sides computed; before = the same as bytes ->")
+    print("diff after json.loads; diff = from the json.loads result (parsing excluded);")
+    print("diff (ints) = from levels of ints.\n")
     print(
-        "| diff nodes | JSON MB | **bytes -> diff** | ns/node | before | json.loads | orjson "
-        "| decode_diff | diff | diff (ints) | via to_trees | rows |"
+        "| diff nodes | JSON MB | **bytes -> diff** | ns/node | everything | before "
+        "| json.loads | orjson | decode_diff | diff | diff (ints) | via to_trees | rows |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for d in diffs:
         print(
             f"| {d['nodes']:,} | {d['MB']:.1f} | **{d['new']:.1f}** | {d['ns/node']:.0f} "
-            f"| {d['old']:.1f} | {d['json']:.1f} | {ms(d['orjson'])} | {d['decode']:.1f} "
+            f"| {d['every']:.1f} | {d['old']:.1f} | {d['json']:.1f} | {ms(d['orjson'])} "
+            f"| {d['decode']:.1f} "
             f"| {d['all']:.1f} | {d['ints']:.1f} | {d['trees']:.1f} | {d['rows']:,} |"
         )
     print(f"\nload average after the run: {os.getloadavg()[0]:.1f}")

@@ -218,3 +218,34 @@ def test_truncation_share_is_reported(env: Env) -> None:
     assert 0 < data["other_share"] < 1
     r = env.run("pyrowatch", "flamegraph", "prod", "checkout", "--max-nodes", "5")
     assert "truncated into 'other'" in r.out and "--max-nodes" in r.out
+
+
+def test_ranking_by_self_reads_few_totals_and_matches_a_full_sort() -> None:
+    """The table ranks by self, ties by total then name; with only the totals of the rows
+    shown computed, every cut of the ranking is that of sorting every function."""
+    from watcher.cli.flamegraph_report import ranked
+    from watcher.flamegraph import FunctionTable, Tree, decode_flamegraph, encode_flamegraph
+
+    # Many ties of self; equal selfs with different totals; recursion; a real 'other'.
+    stacks = [((f"r{i % 3}", f"f{i}"), 10 * (1 + i % 4)) for i in range(40)]
+    stacks += [(("r0", f"f{i}", "leaf"), 10) for i in range(0, 40, 7)]
+    stacks += [(("r1", "rec", "x", "rec"), 20), (("r2", "other"), 30)]
+    graph = decode_flamegraph(encode_flamegraph(Tree.from_stacks(stacks), 30))
+    full = FunctionTable.from_tree(graph.to_tree())
+    everything = sorted(
+        ((f.name, f.self, f.total) for f in full if f.self > 0 and f.name != "other"),
+        key=lambda r: (-r[1], -r[2], r[0]),
+    )
+    for top in (0, 1, 2, 5, 9, 10, 11, 20, len(everything), len(everything) + 3):
+        table = FunctionTable.from_flamegraph(graph)
+        rows, count = ranked(table, "self", top)
+        assert (rows, count) == (everything[:top], len(everything))
+        assert table.other_value == full.other_value > 0
+    by_total = ranked(FunctionTable.from_flamegraph(graph), "total", 7)
+    assert (
+        by_total[0]
+        == sorted(
+            ((f.name, f.self, f.total) for f in full if f.name != "other"),
+            key=lambda r: (-r[2], -r[1], r[0]),
+        )[:7]
+    )

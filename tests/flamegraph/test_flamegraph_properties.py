@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from watcher.errors import DecodeError
 from watcher.flamegraph import (
+    DiffTable,
     FlameGraph,
     FlameGraphDiff,
+    FunctionDiff,
     FunctionTable,
     Tree,
     decode_diff,
@@ -275,3 +277,72 @@ def test_mutated_graphs_are_decode_error_or_valid(
         assert "level" in str(exc)
         return
     _exercise(result)
+
+
+# -- totals computed when read -----------------------------------------------------------
+
+
+@SETTINGS
+@given(samples, samples, st.data())
+def test_totals_of_a_few_names_match_the_tree(
+    left_pairs: list[tuple[tuple[str, ...], int]],
+    right_pairs: list[tuple[tuple[str, ...], int]],
+    data: st.DataObject,
+) -> None:
+    """``totals_for`` and ``top`` on a table of a decoded graph (which computes totals of
+    the names asked only) agree with the table of its tree, recursion and all."""
+    left, right = Tree.from_stacks(left_pairs), Tree.from_stacks(right_pairs)
+    graph = decode_flamegraph(encode_flamegraph(left))
+    diff = decode_diff(encode_diff(left, right))
+    cases = [(FunctionTable.from_flamegraph(graph), graph.to_tree())]
+    cases += zip(FunctionTable.from_diff(diff), diff.to_trees(), strict=True)
+    for table, tree in cases:
+        want = FunctionTable.from_tree(tree)
+        asked = data.draw(st.lists(st.sampled_from(["main", "a", "b", "c", "other", "zz"])))
+        assert table.totals_for(asked) == {n: want.total_values.get(n, 0) for n in asked}
+        n = data.draw(st.integers(min_value=0, max_value=6))
+        for by in ("self", "total"):
+            assert table.top(n, by) == want.top(n, by)  # type: ignore[arg-type]
+        assert table.other_value == want.other_value
+        assert len(table) == len(want) and list(table) == list(want)
+        assert table.total_values == want.total_values
+
+
+def _reference_rows(base: FunctionTable, cur: FunctionTable, kind: str) -> list[FunctionDiff]:
+    """DiffTable's rows the obvious way: one row per function, sorted by a key."""
+    b_values = base.self_values if kind == "self" else base.total_values
+    c_values = cur.self_values if kind == "self" else cur.total_values
+    b_total, c_total = base.total_value or 1, cur.total_value or 1
+    rows = []
+    for name in set(b_values) | set(c_values):
+        b, c = b_values.get(name, 0), c_values.get(name, 0)
+        if name == "other" or not (b or c):
+            continue
+        bs, cs = b / b_total, c / c_total
+        rows.append(
+            FunctionDiff(
+                name, kind, b, c, bs, cs, c - b, cs - bs,  # type: ignore[arg-type]
+                cs / bs - 1.0 if bs else None, not b, not c,
+            )
+        )  # fmt: skip
+    return sorted(rows, key=lambda r: (-abs(r.absolute_change), r.name))
+
+
+@SETTINGS
+@given(samples, samples, st.integers(min_value=0, max_value=8))
+def test_diff_table_matches_a_plain_sort(
+    left_pairs: list[tuple[tuple[str, ...], int]],
+    right_pairs: list[tuple[tuple[str, ...], int]],
+    n: int,
+) -> None:
+    """Rows built when read come out as every row built up front and sorted would."""
+    left, right = Tree.from_stacks(left_pairs), Tree.from_stacks(right_pairs)
+    base, cur = FunctionTable.from_diff(decode_diff(encode_diff(left, right)))
+    for kind in ("self", "total"):
+        table = DiffTable(base, cur, kind)  # type: ignore[arg-type]
+        want = _reference_rows(base, cur, kind)
+        assert table.top(n) == want[:n]
+        assert table.top(n, direction="up") == [r for r in want if r.absolute_change > 0][:n]
+        assert table.top(n, direction="down") == [r for r in want if r.absolute_change < 0][:n]
+        assert table.get("a") == next((r for r in want if r.name == "a"), None)
+        assert len(table) == len(want) and table.rows == want and list(table) == want

@@ -119,8 +119,8 @@ def compare(
     """
     base_ft = _adapt.function_table(base)
     cmp_ft = _adapt.function_table(cmp)
-    base_self = {n: s for n, s, _ in _adapt.function_rows(base_ft) if s > 0 and n != "other"}
-    cmp_self = {n: s for n, s, _ in _adapt.function_rows(cmp_ft) if s > 0 and n != "other"}
+    base_self = {n: s for n, s in base_ft.self_values.items() if s > 0 and n != "other"}
+    cmp_self = {n: s for n, s in cmp_ft.self_values.items() if s > 0 and n != "other"}
     t0, t1 = base.total, cmp.total
     s0, s1 = base_window.seconds or 1.0, cmp_window.seconds or 1.0
     k, poisson = _adapt.samples_per_unit(profile_type, sample_rate)

@@ -8,7 +8,7 @@ the plain forms); each only turns its arguments into the same parameter values.
 
 from __future__ import annotations
 
-import gzip
+import heapq
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -228,7 +228,8 @@ def render(
     if fmt == "tree":
         tree = _adapt.as_tree(graph)
         return header_lines(q, table, pal) + tree_lines(q, tree, min_share / 100, pal)
-    return header_lines(q, table, pal) + table_lines(q, table, top, sort, pal, width)
+    lines = table_lines(q, table, top, sort, pal, width)  # first: it reads the totals needed
+    return header_lines(q, table, pal) + lines
 
 
 class _OutputTarget:
@@ -252,6 +253,8 @@ def _emit(lines: list[str], output: str | None) -> None:
 
 def _write_pprof(data: bytes, output: str | None, q: Query) -> None:
     if not data.startswith(b"\x1f\x8b"):
+        import gzip
+
         data = gzip.compress(data, mtime=0)
     if output is None:
         sys.stdout.buffer.write(data)
@@ -298,15 +301,29 @@ def _per_second(value: float, q: Query) -> str:
     return f" = {human_rate(value / secs, q.kind)} on average"
 
 
-def ranked(ft: FunctionTable, sort: str) -> tuple[list[tuple[str, int, int]], int]:
-    """``[(name, self, total)]`` ranked by ``sort``, without 'other'; and how many there are."""
-    rows = [(name, s, t) for name, s, t in _adapt.function_rows(ft) if name != "other"]
-    if sort == "self":
-        rows = [r for r in rows if r[1] > 0]
-        rows.sort(key=lambda r: (-r[1], -r[2], r[0]))
-    else:
+def ranked(ft: FunctionTable, sort: str, top: int) -> tuple[list[tuple[str, int, int]], int]:
+    """The first ``top`` of ``[(name, self, total)]`` ranked by ``sort``, without 'other';
+    and how many there are in all.
+
+    By ``self`` (ties by total, then name), only the totals of the rows shown (and of
+    those tied with the last one) are computed, not every function's.
+    """
+    if sort != "self":
+        rows = [(name, s, t) for name, s, t in _adapt.function_rows(ft) if name != "other"]
         rows.sort(key=lambda r: (-r[2], -r[1], r[0]))
-    return rows, len(rows)
+        return rows[: max(top, 0)], len(rows)
+    selfs = [(name, s) for name, s in ft.self_values.items() if s > 0 and name != "other"]
+    count = len(selfs)
+    if top <= 0:
+        return [], count
+    if top < count:
+        cutoff = heapq.nlargest(top, [s for _, s in selfs])[-1]
+        selfs = [(name, s) for name, s in selfs if s >= cutoff]
+    # 'other' too: the header reads it, and one pass over the nodes finds both.
+    totals = ft.totals_for([name for name, _ in selfs] + ["other"])
+    rows = [(name, s, totals[name]) for name, s in selfs]
+    rows.sort(key=lambda r: (-r[1], -r[2], r[0]))
+    return rows[:top], count
 
 
 def table_lines(
@@ -316,7 +333,7 @@ def table_lines(
     total = ft.total_value
     if not total:
         return []
-    rows, count = ranked(ft, sort)
+    rows, count = ranked(ft, sort, top)
     show_cores = is_time(q.kind) and q.is_cpu and q.window.seconds > 0
     columns = [Column("#"), Column("SELF"), Column("SELF%")]
     if show_cores:
@@ -324,7 +341,7 @@ def table_lines(
     columns += [Column("TOTAL"), Column("TOTAL%")]
     columns.append(Column("FUNCTION", "<"))
     body: list[list[str | Cell]] = []
-    for i, (name, self_v, total_v) in enumerate(rows[:top], 1):
+    for i, (name, self_v, total_v) in enumerate(rows, 1):
         row: list[str | Cell] = [str(i), human_value(self_v, q.kind)]
         self_share = self_v / total
         row.append(Cell(percent(self_share), ("red",) if self_share >= 0.1 else ()))
@@ -342,10 +359,10 @@ def table_lines(
 def table_json(q: Query, ft: FunctionTable, top: int, sort: str) -> dict[str, Any]:
     """The ranked table as JSON (values in the profile's unit; shares as fractions)."""
     total = ft.total_value
-    rows, count = ranked(ft, sort)
+    rows, count = ranked(ft, sort, top)
     secs = q.window.seconds
     functions: list[dict[str, Any]] = []
-    for i, (name, self_v, total_v) in enumerate(rows[:top], 1):
+    for i, (name, self_v, total_v) in enumerate(rows, 1):
         item: dict[str, Any] = {
             "rank": i,
             "name": name,

@@ -12,8 +12,10 @@ hold. Rankings leave them out unless asked.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
-from operator import itemgetter
+from collections.abc import Callable, Collection, Iterable, Iterator
+from functools import partial
+from itertools import compress, islice, repeat
+from operator import or_, sub, truediv
 from typing import Literal, NamedTuple
 
 from watcher.flamegraph.decode import FlameGraph, FlameGraphDiff
@@ -40,20 +42,33 @@ class FunctionStats(NamedTuple):
 
 
 class FunctionTable:
-    """Per-function ``self`` and ``total`` of one tree; see the module docstring."""
+    """Per-function ``self`` and ``total`` of one tree; see the module docstring.
 
-    __slots__ = ("other_value", "self_values", "total_value", "total_values")
+    A table made from a decoded graph computes totals when first read: all of them for
+    :attr:`total_values`, :meth:`get` or iteration; only the few asked for by
+    :meth:`top` and :meth:`totals_for`, which costs a fraction of all. A ranking by
+    ``self`` (the usual one) then never pays for every total.
+    """
+
+    __slots__ = ("_known", "_totals_of", "self_values", "total_value")
 
     def __init__(
         self,
         self_values: dict[str, int],
-        total_values: dict[str, int],
+        total_values: dict[str, int] | None,
         total_value: int,
+        *,
+        totals_of: Callable[[Collection[str] | None], dict[str, int]] | None = None,
     ) -> None:
+        """``total_values`` may be ``None`` when ``totals_of`` computes them on demand
+        (all for ``None``, else those of the names given). ``self_values`` has an entry
+        for every function with a width (``self`` 0 included)."""
+        if total_values is None and totals_of is None:
+            raise ValueError("give total_values or a totals_of function")
         self.self_values = self_values
-        self.total_values = total_values
         self.total_value = total_value
-        self.other_value = total_values.get(OTHER, 0)
+        self._known: dict[str, int] = {} if total_values is None else total_values
+        self._totals_of = None if total_values is not None else totals_of
 
     @classmethod
     def from_tree(cls, tree: Tree) -> FunctionTable:
@@ -97,22 +112,60 @@ class FunctionTable:
     @classmethod
     def from_flamegraph(cls, graph: FlameGraph) -> FunctionTable:
         """Tabulate a decoded graph without building its tree (same result as
-        ``from_tree(graph.to_tree())``, several times faster)."""
+        ``from_tree(graph.to_tree())``, several times faster); totals come when read."""
         if not graph.consistent:
             return cls.from_tree(graph.to_tree())
-        selfs, totals = graph.function_values()
-        return cls(selfs, totals, sum(graph.levels[1][1::4]) if len(graph.levels) > 1 else 0)
+        return cls(
+            graph.function_selfs(),
+            None,
+            sum(graph.levels[1][1::4]) if len(graph.levels) > 1 else 0,
+            totals_of=graph.function_totals,
+        )
 
     @classmethod
     def from_diff(cls, diff: FlameGraphDiff) -> tuple[FunctionTable, FunctionTable]:
-        """The left (baseline) and right (current) tables of a decoded diff."""
+        """The left (baseline) and right (current) tables of a decoded diff; totals come
+        when read."""
         if not diff.consistent:
             left, right = diff.to_trees()
             return cls.from_tree(left), cls.from_tree(right)
-        (ls, lt), (rs, rt) = diff.function_values()
+        ls, rs = diff.function_selfs()
         levels = diff.levels
         top = levels[1] if len(levels) > 1 else []
-        return cls(ls, lt, sum(top[1::7])), cls(rs, rt, sum(top[4::7]))
+        return (
+            cls(ls, None, sum(top[1::7]), totals_of=partial(diff.function_totals, "left")),
+            cls(rs, None, sum(top[4::7]), totals_of=partial(diff.function_totals, "right")),
+        )
+
+    # -- totals -----------------------------------------------------------------------------------
+
+    @property
+    def total_values(self) -> dict[str, int]:
+        """Per function ``total``, a recursive frame counted once (computed on first read
+        for a table of a decoded graph)."""
+        if self._totals_of is not None:
+            self._known = self._totals_of(None)
+            self._totals_of = None  # complete: the graph is no longer needed
+        return self._known
+
+    def totals_for(self, names: Iterable[str]) -> dict[str, int]:
+        """``total`` of each of ``names`` (0 for one not in the table), computing only
+        those not known yet: one pass over the nodes of those names, or all totals once
+        the names are a good part of the table."""
+        wanted = list(names)
+        if self._totals_of is not None:
+            missing = {n for n in wanted if n not in self._known and n in self.self_values}
+            if len(missing) * 4 > len(self.self_values):
+                self.total_values  # noqa: B018 - completes the totals
+            elif missing:
+                self._known.update(self._totals_of(missing))
+        known = self._known
+        return {name: known.get(name, 0) for name in wanted}
+
+    @property
+    def other_value(self) -> int:
+        """The value of the synthetic ``"other"`` nodes (truncation buckets)."""
+        return self.totals_for((OTHER,))[OTHER]
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -122,15 +175,16 @@ class FunctionTable:
         return self.other_value / self.total_value if self.total_value else 0.0
 
     def __len__(self) -> int:
-        return len(self.total_values)
+        return len(self.self_values)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.total_values
+        return name in self.self_values
 
     def __iter__(self) -> Iterator[FunctionStats]:
         """Every function, in name order."""
-        for name in sorted(self.total_values):
-            yield FunctionStats(name, self.self_values[name], self.total_values[name])
+        totals = self.total_values
+        for name in sorted(totals):
+            yield FunctionStats(name, self.self_values[name], totals[name])
 
     def get(self, name: str) -> FunctionStats | None:
         """One function's values, or ``None`` when it does not appear."""
@@ -166,7 +220,10 @@ class FunctionTable:
             (name, v) for name, v in values.items() if v > 0 and (include_other or name != OTHER)
         )
         best = heapq.nsmallest(max(n, 0), candidates, key=lambda item: (-item[1], item[0]))
-        return [self.get(name) or FunctionStats(name, 0, 0) for name, _ in best]
+        names = [name for name, _ in best]
+        totals = self.totals_for(names)
+        selfs = self.self_values
+        return [FunctionStats(name, selfs.get(name, 0), totals[name]) for name in names]
 
     def __repr__(self) -> str:
         return (
@@ -200,18 +257,29 @@ class FunctionDiff(NamedTuple):
 
 # Building rows straight from tuples skips the Python-level ``__new__`` of a named tuple.
 _new_row = tuple.__new__
-_row_name = itemgetter(FunctionDiff._fields.index("name"))
-_row_change = itemgetter(FunctionDiff._fields.index("absolute_change"))
 
 
 class DiffTable:
     """Per-function comparison of two :class:`FunctionTable`s for one kind of value.
 
     ``rows`` holds every function present on either side, ordered by the size of the share
-    change (largest first), ties by name.
+    change (largest first), ties by name. The order is computed up front from columns of
+    values; a row is built when read, so asking for the top few of a large table builds a
+    few rows, not one per function.
     """
 
-    __slots__ = ("baseline", "by_name", "current", "kind", "rows")
+    __slots__ = (
+        "_base",
+        "_changes",
+        "_cur",
+        "_index",
+        "_names",
+        "_rows",
+        "_totals",
+        "baseline",
+        "current",
+        "kind",
+    )
 
     def __init__(
         self,
@@ -228,49 +296,71 @@ class DiffTable:
         base_values = baseline.self_values if kind == "self" else baseline.total_values
         cur_values = current.self_values if kind == "self" else current.total_values
         # Every share of an empty profile is 0.
-        base_total = baseline.total_value or 1
-        cur_total = current.total_value or 1
-        base_get = base_values.get
-        cur_get = cur_values.get
-        rows: list[FunctionDiff] = []
-        append = rows.append
-        for name in base_values.keys() | cur_values.keys():
-            b = base_get(name, 0)
-            c = cur_get(name, 0)
-            if not (b or c) or (name == OTHER and not include_other):
-                continue
-            b_share = b / base_total
-            c_share = c / cur_total
-            append(
-                _new_row(
-                    FunctionDiff,
-                    (
-                        name,
-                        kind,
-                        b,
-                        c,
-                        b_share,
-                        c_share,
-                        c - b,
-                        c_share - b_share,
-                        (c_share / b_share - 1.0) if b_share else None,
-                        not b,
-                        not c,
-                    ),
-                )
+        self._totals = (baseline.total_value or 1, current.total_value or 1)
+        names = base_values.keys() | cur_values.keys()
+        if not include_other:
+            names.discard(OTHER)
+        ordered = sorted(names)
+        base = list(map(base_values.get, ordered, repeat(0)))
+        cur = list(map(cur_values.get, ordered, repeat(0)))
+        if 0 in base and 0 in cur:  # functions with a width but no value on either side
+            keep = list(map(or_, base, cur))
+            ordered = list(compress(ordered, keep))
+            base = list(compress(base, keep))
+            cur = list(compress(cur, keep))
+        base_total, cur_total = self._totals
+        changes = list(
+            map(
+                sub,
+                map(truediv, cur, repeat(cur_total)),
+                map(truediv, base, repeat(base_total)),
             )
-        # Largest share change first, ties by name: sort by name, then stably by size.
-        rows.sort(key=_row_name)
-        size = list(map(abs, map(_row_change, rows)))
-        rows = list(
-            map(rows.__getitem__, sorted(range(len(rows)), key=size.__getitem__, reverse=True))
         )
-        self.rows = rows
-        self.by_name = {row.name: row for row in rows}
+        # Largest share change first, ties by name: the names are sorted, the sort stable.
+        order = sorted(range(len(ordered)), key=list(map(abs, changes)).__getitem__, reverse=True)
+        self._names = list(map(ordered.__getitem__, order))
+        self._base = list(map(base.__getitem__, order))
+        self._cur = list(map(cur.__getitem__, order))
+        self._changes = list(map(changes.__getitem__, order))
+        self._rows: list[FunctionDiff] | None = None
+        self._index: dict[str, int] | None = None
+
+    def _row(self, i: int) -> FunctionDiff:
+        b = self._base[i]
+        c = self._cur[i]
+        base_total, cur_total = self._totals
+        b_share = b / base_total
+        c_share = c / cur_total
+        return _new_row(
+            FunctionDiff,
+            (
+                self._names[i],
+                self.kind,
+                b,
+                c,
+                b_share,
+                c_share,
+                c - b,
+                c_share - b_share,
+                (c_share / b_share - 1.0) if b_share else None,
+                not b,
+                not c,
+            ),
+        )
+
+    @property
+    def rows(self) -> list[FunctionDiff]:
+        """Every row, largest share change first (built on first read)."""
+        if self._rows is None:
+            self._rows = list(map(self._row, range(len(self._names))))
+        return self._rows
 
     def get(self, name: str) -> FunctionDiff | None:
         """The row for ``name``, or ``None``."""
-        return self.by_name.get(name)
+        if self._index is None:
+            self._index = {n: i for i, n in enumerate(self._names)}
+        i = self._index.get(name)
+        return None if i is None else self._row(i)
 
     def top(
         self, n: int, *, direction: Literal["up", "down", "both"] = "both"
@@ -278,20 +368,20 @@ class DiffTable:
         """The ``n`` rows with the largest share change; ``"up"`` keeps only growth,
         ``"down"`` only shrinkage."""
         if direction == "up":
-            rows = [r for r in self.rows if r.absolute_change > 0]
+            found: Iterable[int] = (i for i, ch in enumerate(self._changes) if ch > 0)
         elif direction == "down":
-            rows = [r for r in self.rows if r.absolute_change < 0]
+            found = (i for i, ch in enumerate(self._changes) if ch < 0)
         elif direction == "both":
-            rows = self.rows
+            found = range(len(self._names))
         else:
             raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
-        return rows[: max(n, 0)]
+        return list(map(self._row, islice(found, max(n, 0))))
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._names)
 
     def __iter__(self) -> Iterator[FunctionDiff]:
         return iter(self.rows)
 
     def __repr__(self) -> str:
-        return f"DiffTable(kind={self.kind!r}, rows={len(self.rows)})"
+        return f"DiffTable(kind={self.kind!r}, rows={len(self)})"
