@@ -50,6 +50,9 @@ FAST_PATH_FREE = ("click", "http", "ssl", "_ssl", "email")
 #: Nor these: ``dataclasses`` builds each class by generating and running code (about 1 ms a
 #: class) and its import loads ``inspect`` (with ``ast``, ``dis`` and ``tokenize``): ~10 ms.
 CLASS_BUILDERS = ("dataclasses", "inspect")
+#: Nor what only a rarer turn needs: gzip (writing pprof), random (a retry's jitter),
+#: base64 (basic auth), threading (the progress spinner, on a terminal only).
+ON_DEMAND = ("gzip", "random", "base64", "threading")
 
 _PROBE = """
 import json, sys
@@ -203,6 +206,7 @@ def test_a_plain_flamegraph_query_imports_no_dataclasses_nor_inspect(
     assert code == 0, output
     assert "main" in output and "parse" in output
     assert not modules & set(CLASS_BUILDERS), sorted(modules & set(CLASS_BUILDERS))
+    assert not modules & set(ON_DEMAND), sorted(modules & set(ON_DEMAND))
 
 
 def test_a_flamegraph_query_the_fast_path_declines_still_works(plain_config: Path) -> None:

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -377,6 +376,8 @@ def progress(message: str, *, stream: IO[str] | None = None, delay: float = 0.3)
     if not (isatty and isatty()):
         yield
         return
+    import threading
+
     done = threading.Event()
     shown = threading.Event()
     started = time.monotonic()

@@ -20,7 +20,6 @@ socket transport.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -127,6 +126,8 @@ def auth_headers(deployment: DeploymentLike) -> dict[str, str]:
     if deployment.username is not None or deployment.password is not None:
         user = deployment.username or ""
         password = deployment.password.get_secret_value() if deployment.password else ""
+        import base64
+
         pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {pair}"
     elif deployment.token is not None:

@@ -31,10 +31,8 @@ timeouts are not retried: a query that took too long once would take too long ag
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -171,12 +169,17 @@ class RetryPolicy(NamedTuple):
         self,
         attempt: int,
         retry_after: float | None = None,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
     ) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        """Seconds to wait after failed attempt number ``attempt`` (1-based); ``rand``
+        gives the jitter's random fraction (``random.random`` by default)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         base = min(self.backoff * (2.0 ** max(attempt - 1, 0)), self.max_backoff)
+        if rand is None:
+            import random  # only once a request is retried
+
+            rand = random.random
         return base * (1.0 - self.jitter * rand())
 
 
@@ -799,6 +802,8 @@ def _b64(value: object, what: str) -> bytes:
         raise DecodeError(f"{what}: expected base64 text, got {type(value).__name__}")
     text = value.strip().replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)
+    import base64  # only the answers that carry bytes (tree format) need it
+
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
