@@ -3,8 +3,8 @@
 :class:`PairEvaluator` runs the daemon's own evaluation of one (service, profile type)
 pair, :func:`watcher.daemon.pair.evaluate_pair`, at a scheduled time ``t`` with the
 daemon's defaults for an hourly watch: it fetches the current window ``[t - 1h, t]`` and
-its -1d and -7d baselines as trees (``SelectMergeStacktraces``, ``PROFILE_FORMAT_TREE``,
-``max_nodes`` 65536) and runs a first detection pass without the previous window; only
+its -1d and -7d baselines as flame graphs (``SelectMergeStacktraces``, ``max_nodes``
+65536) and runs a first detection pass without the previous window; only
 when that pass has a candidate (a finding or a cost shift) are the previous window and
 its own -1d and -7d windows fetched and detection run again with them (the second pass
 also estimates the dispersion from both pairs of baselines), and when something was
@@ -108,15 +108,16 @@ class PairEvaluator:
         return format_selector([Matcher("service_name", "=", service)])
 
     def fetch(self, service: str, rng: TimeRange) -> FetchedWindow:
-        """The window as a tree and function table (one tree query, then cached)."""
+        """The window as a flame graph and function table (one query, as the daemon's, then
+        cached)."""
         key = (service, rng.start_ms)
         hit = self._windows.get(key)
         if hit is None:
-            tree = self.client.select_merge_stacktraces(
-                self.profile_type, self.selector(service), rng, self.max_nodes, fmt="tree"
+            graph = self.client.select_merge_stacktraces(
+                self.profile_type, self.selector(service), rng, self.max_nodes
             )
             self.queries += 1
-            hit = self._windows[key] = FetchedWindow(tree)
+            hit = self._windows[key] = FetchedWindow(graph)
         return hit
 
     def versions(self, service: str, rng: TimeRange) -> tuple[str, ...]:

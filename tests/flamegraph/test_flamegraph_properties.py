@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from watcher.analysis.tables import parents_from_stacks
 from watcher.errors import DecodeError
 from watcher.flamegraph import (
     DiffTable,
@@ -63,6 +64,9 @@ def test_flamegraph_round_trip(pairs: list[tuple[tuple[str, ...], int]]) -> None
     via_tree = FunctionTable.from_tree(decoded)
     assert direct.self_values == via_tree.self_values
     assert direct.total_values == via_tree.total_values
+    # Callers from the levels, from the tree's nodes and from its stacks agree.
+    assert graph.callers() == decoded.callers()
+    assert tree.callers() == parents_from_stacks(stack for stack, _ in tree.stacks())
     assert direct.total_value == via_tree.total_value
 
 
@@ -192,6 +196,9 @@ def _exercise(result: Any) -> None:
         trees = (result.to_tree(),)
         tables = (FunctionTable.from_flamegraph(result),)
         assert dict(trees[0].stacks()) == _reference_stacks(result)
+        assert result.callers() == trees[0].callers()
+    for tree in trees:
+        assert tree.callers() == parents_from_stacks(stack for stack, _ in tree.stacks())
     for table, tree in zip(tables, trees, strict=True):
         via_tree = FunctionTable.from_tree(tree)
         assert table.self_values == via_tree.self_values

@@ -41,7 +41,7 @@ from watcher.times import TimeRange, format_duration
 if TYPE_CHECKING:
     from watcher.analysis.detect import DetectionResult, ThresholdsLike
     from watcher.config import WatchConfig
-    from watcher.flamegraph import FunctionTable, Tree
+    from watcher.flamegraph import FlameGraph, FunctionTable, Tree
 
 __all__ = ["FetchedWindow", "PairOutcome", "Windows", "evaluate_pair"]
 
@@ -95,25 +95,26 @@ class Windows:
 
 
 class FetchedWindow:
-    """One fetched window: its tree, its function table and (built on first use) the
-    tree's caller graph, which detection takes from the current window."""
+    """One fetched window: its flame graph (or tree), its function table and (built on
+    first use) its caller graph, which detection takes from the current window."""
 
-    __slots__ = ("_parents", "table", "tree")
+    __slots__ = ("_parents", "profile", "table")
 
-    def __init__(self, tree: Tree) -> None:
-        from watcher.flamegraph import FunctionTable
+    def __init__(self, profile: FlameGraph | Tree) -> None:
+        from watcher.flamegraph import FunctionTable, Tree
 
-        self.tree = tree
-        self.table = FunctionTable.from_tree(tree)
+        self.profile = profile
+        if isinstance(profile, Tree):
+            self.table = FunctionTable.from_tree(profile)
+        else:
+            self.table = FunctionTable.from_flamegraph(profile)
         self._parents: dict[str, set[str]] | None = None
 
     @property
     def parents(self) -> dict[str, set[str]]:
-        """``function -> direct callers`` over the tree's stacks."""
+        """``function -> direct callers`` over the profile's stacks."""
         if self._parents is None:
-            from watcher.analysis.tables import parents_from_stacks
-
-            self._parents = parents_from_stacks(stack for stack, _ in self.tree.stacks())
+            self._parents = self.profile.callers()
         return self._parents
 
 

@@ -196,28 +196,49 @@ _Level = tuple[list[int], list[int], list[int], list[int]]
 
 class _Side:
     """Absolute layout of one side of a graph, level by level, and the parent links of the
-    levels :func:`_tiles` could not vouch for (the others are found when needed)."""
+    levels :func:`_tiles` could not vouch for (the others are found when needed).
 
-    __slots__ = ("_parents", "consistent", "levels")
+    Per level it keeps one list, the x and end of every node alternating; the rest is
+    sliced from the wire values when needed. (Few objects per level: the garbage
+    collector walks every young list, so each one kept makes its next pass longer.)
+    """
 
-    def __init__(self) -> None:
-        self.levels: list[_Level] = []
+    __slots__ = ("_col", "_parents", "_values", "_width", "bounds", "consistent")
+
+    def __init__(self, values: list[list[int]], width: int, col: int) -> None:
+        self._values = values
+        self._width = width
+        self._col = col
+        self.bounds: list[list[int]] = []
         self._parents: list[list[int] | None] = []
         self.consistent = True
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def selfs(self, d: int) -> list[int]:
+        return self._values[d][self._col + 2 :: self._width]
+
+    def totals(self, d: int) -> list[int]:
+        return self._values[d][self._col + 1 :: self._width]
+
+    def level(self, d: int) -> _Level:
+        bounds = self.bounds[d]
+        return bounds[::2], bounds[1::2], self.selfs(d), self.totals(d)
 
     def parents(self, d: int) -> list[int]:
         """Parent index on level ``d - 1`` of every node of level ``d`` (-1 for a node with
         no width: it has no samples and no children)."""
         known = self._parents[d]
         if known is None:
-            known = self._parents[d] = _tiled_parents(self.levels[d - 1], self.levels[d])
+            known = self._parents[d] = _tiled_parents(self.level(d - 1), self.level(d))
         return known
 
     def subtotals(self) -> list[list[int]]:
         """Per node total rebuilt from the selfs below it (what the stacks carry)."""
         if self.consistent:
-            return [level[3] for level in self.levels]
-        subs = [list(level[2]) for level in self.levels]
+            return [self.totals(d) for d in range(len(self))]
+        subs = [self.selfs(d) for d in range(len(self))]
         for d in range(len(subs) - 1, 0, -1):
             upper = subs[d - 1]
             for p, v in zip(self.parents(d), subs[d], strict=True):
@@ -246,7 +267,12 @@ def _name_index(names: list[str], levels: list[list[int]], width: int) -> list[i
 def _column(side: _Side, field: int) -> Iterator[int]:
     """One field (0 x, 1 end, 2 self, 3 total) of every node below the root of ``side``,
     in the order of :func:`_name_index`."""
-    return chain.from_iterable(level[field] for level in islice(side.levels, 1, None))
+    below = range(1, len(side))
+    if field == 0:
+        return chain.from_iterable(side.bounds[d][::2] for d in below)
+    if field == 1:
+        return chain.from_iterable(side.bounds[d][1::2] for d in below)
+    return chain.from_iterable(map(side.selfs if field == 2 else side.totals, below))
 
 
 def _self_values(names: list[str], idx: list[int], sides: list[_Side]) -> list[dict[str, int]]:
@@ -311,7 +337,7 @@ def _total_values(
 
 def _layout(levels: list[list[int]], width: int, col: int, what: str, side_name: str = "") -> _Side:
     """Check one side's columns (x at ``col``) and link every node to its parent."""
-    side = _Side()
+    side = _Side(levels, width, col)
     label = f"{what} {side_name}".rstrip()
     prev: _Level | None = None
     room = 0  # width of the previous level's child spans: sum of total - self
@@ -342,7 +368,7 @@ def _layout(levels: list[list[int]], width: int, col: int, what: str, side_name:
             side.consistent = False
         elif not _tiles(prev, level):
             parents = _link(label, d, level, prev)
-        side.levels.append(level)
+        side.bounds.append(bounds)
         side._parents.append(parents)
         prev = level
         room = used - sum(selfs)
@@ -484,7 +510,7 @@ def _build_tree(names: list[str], levels: list[list[int]], width: int, side: _Si
             level_subs = subs[d]
             nodes: list[Node | None] = [None] * len(level_subs)
             for j, (p, t, s, name) in enumerate(
-                zip(side.parents(d), level_subs, side.levels[d][2], level_names, strict=True)
+                zip(side.parents(d), level_subs, side.selfs(d), level_names, strict=True)
             ):
                 if t <= 0:
                     continue
@@ -563,6 +589,35 @@ class FlameGraph:
         if self._idx is None:
             self._idx = _name_index(self.names, self.levels, 4)
         return self._idx
+
+    def callers(self) -> dict[str, set[str]]:
+        """``function -> the functions that call it directly``, as :meth:`Tree.callers` of
+        :meth:`to_tree` gives, from the levels' parent links without building the tree."""
+        if not self._side.consistent:
+            return self.to_tree().callers()
+        names = self.names
+        side = self._side
+        tops: set[str] = set()
+        pairs: set[tuple[str, str]] = set()
+        upper: list[str] = []
+        for d in range(1, len(self.levels)):
+            values = self.levels[d]
+            here = list(map(names.__getitem__, values[3::4]))
+            widths = values[1::4]
+            if d == 1:
+                tops.update(compress(here, widths))
+            else:  # a node with no width has parent -1: left out by its width of 0
+                callers = map(upper.__getitem__, side.parents(d))
+                pairs.update(compress(zip(here, callers, strict=True), widths))
+            upper = here
+        out: dict[str, set[str]] = {name: set() for name in tops}
+        for name, caller in pairs:
+            found = out.get(name)
+            if found is None:
+                found = out[name] = set()
+            if caller and caller != name:  # as Tree.callers: an empty name calls nothing
+                found.add(caller)
+        return out
 
     def to_tree(self) -> Tree:
         """The tree the stacks of this graph build (spec §3.2 "Decoding to stacks").
@@ -883,6 +938,64 @@ def _uvarint(data: bytes, pos: int, node: int, what: str) -> tuple[int, int]:
             raise DecodeError(f"tree bytes node {node}: {what} overflows 64 bits at byte {pos}")
 
 
+def _read_tree_bytes(data: bytes) -> tuple[Node, list[tuple[Node, Node]]]:
+    """The nodes of tree bytes under a virtual outer node, and every node created with its
+    parent, in creation order. Varints of one byte (names and child counts nearly always)
+    are read inline; longer ones by :func:`_uvarint`."""
+    outer = Node("")
+    # Open parents with the number of children still to read, innermost last.
+    open_parents: list[list[Any]] = [[outer, 1]]
+    created: list[tuple[Node, Node]] = []
+    add_created = created.append
+    size = len(data)
+    pos = 0
+    count = 0
+    while open_parents:
+        top = open_parents[-1]
+        parent: Node = top[0]
+        top[1] -= 1
+        if top[1] == 0:
+            open_parents.pop()
+        if pos < size and data[pos] < 0x80:
+            name_len = data[pos]
+            pos += 1
+        else:
+            name_len, pos = _uvarint(data, pos, count, "name length")
+        end = pos + name_len
+        if end > size:
+            raise DecodeError(
+                f"tree bytes node {count}: name of {name_len} bytes is cut short at byte {pos}"
+            )
+        try:
+            name = data[pos:end].decode()
+        except UnicodeDecodeError:
+            raise DecodeError(f"tree bytes node {count}: name at byte {pos} is not UTF-8") from None
+        self_value, pos = _uvarint(data, end, count, "self")
+        if self_value > _MAX_INT64:
+            raise DecodeError(f"tree bytes node {count}: self {self_value} is out of range")
+        if pos < size and data[pos] < 0x80:
+            n_children = data[pos]
+            pos += 1
+        else:
+            n_children, pos = _uvarint(data, pos, count, "child count")
+        if n_children > size - pos:
+            # Every child needs at least three bytes; this cannot be satisfied.
+            raise DecodeError(
+                f"tree bytes node {count}: {n_children} children cannot fit in the "
+                f"{size - pos} bytes left"
+            )
+        children = parent.children
+        node = children.get(name)
+        if node is None:
+            node = children[name] = Node(name)
+            add_created((node, parent))
+        node.self += self_value
+        if n_children:
+            open_parents.append([node, n_children])
+        count += 1
+    return outer, created
+
+
 def decode_tree_bytes(data: bytes | bytearray | memoryview) -> Tree:
     """Read ``PROFILE_FORMAT_TREE`` bytes (spec §3.4) into a :class:`Tree`.
 
@@ -893,47 +1006,8 @@ def decode_tree_bytes(data: bytes | bytearray | memoryview) -> Tree:
     data = bytes(data)
     if len(data) < 2:
         return Tree()
-    outer = Node("")
-    # Open parents with the number of children still to read, innermost last.
-    open_parents: list[list[Any]] = [[outer, 1]]
-    created: list[tuple[Node, Node]] = []
-    pos = 0
-    count = 0
-    while open_parents:
-        top = open_parents[-1]
-        parent: Node = top[0]
-        top[1] -= 1
-        if top[1] == 0:
-            open_parents.pop()
-        name_len, pos = _uvarint(data, pos, count, "name length")
-        if pos + name_len > len(data):
-            raise DecodeError(
-                f"tree bytes node {count}: name of {name_len} bytes is cut short at byte {pos}"
-            )
-        try:
-            name = data[pos : pos + name_len].decode()
-        except UnicodeDecodeError:
-            raise DecodeError(f"tree bytes node {count}: name at byte {pos} is not UTF-8") from None
-        pos += name_len
-        self_value, pos = _uvarint(data, pos, count, "self")
-        if self_value > _MAX_INT64:
-            raise DecodeError(f"tree bytes node {count}: self {self_value} is out of range")
-        n_children, pos = _uvarint(data, pos, count, "child count")
-        if n_children > len(data) - pos:
-            # Every child needs at least three bytes; this cannot be satisfied.
-            raise DecodeError(
-                f"tree bytes node {count}: {n_children} children cannot fit in the "
-                f"{len(data) - pos} bytes left"
-            )
-        children = parent.children
-        node = children.get(name)
-        if node is None:
-            node = children[name] = Node(name)
-            created.append((node, parent))
-        node.self += self_value
-        if n_children:
-            open_parents.append([node, n_children])
-        count += 1
+    with _no_gc():
+        outer, created = _read_tree_bytes(data)
     # Rebuild totals: a node was created after its parent, so walk backwards.
     for node, _ in created:
         node.total = node.self

@@ -147,6 +147,30 @@ class Tree:
                 depth += 1
                 todo.extend((c, depth) for c in reversed(node.sorted_children()))
 
+    def callers(self) -> dict[str, set[str]]:
+        """``function -> the functions that call it directly``, over every node with a
+        value; top-level frames map to an empty set, and a function calling itself is left
+        out. The same as ``parents_from_stacks`` (:mod:`watcher.analysis.tables`) over
+        :meth:`stacks`, in one pass over the nodes instead of one over every stack's
+        frames."""
+        parents: dict[str, set[str]] = {}
+        todo: list[tuple[str, Node]] = [("", c) for c in self.root.children.values()]
+        pop = todo.pop
+        push = todo.extend
+        while todo:
+            caller, node = pop()
+            if node.total <= 0:
+                continue
+            name = node.name
+            found = parents.get(name)
+            if found is None:
+                found = parents[name] = set()
+            if caller and caller != name:
+                found.add(caller)
+            if node.children:
+                push([(name, child) for child in node.children.values()])
+        return parents
+
     def walk(self) -> Iterator[tuple[Node, int]]:
         """Every real node with its depth (1 for top-level frames), pre-order, any order
         among siblings."""
