@@ -8,7 +8,9 @@ as ints in C, + ``FunctionTable.from_flamegraph``) against the previous one (``j
 and msgspec with a schema that turns the strings into ints, when installed: the ``bench``
 extra); ``decode_flamegraph`` and the table from the parsed message; and for comparison
 ``FlameGraph.to_tree`` + ``FunctionTable.from_tree``. Then ``FlameGraphDiff`` decoding and
-tabulation at about 65k and 262k nodes, the same two ways. Prints markdown tables.
+tabulation at about 65k and 262k nodes, the same two ways. Last, what the watcher daemon
+does with each window it fetches (up to 262k nodes): the tree-bytes path it used before
+against the flame graph path it uses now. Prints markdown tables.
 Timings are the best CPU time of several runs, so other load on the machine inflates them
 less.
 
@@ -18,6 +20,7 @@ Goals: 65k-node decode + table < 100 ms, 65k diff < 150 ms, linear growth.
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import os
@@ -37,8 +40,10 @@ from watcher.flamegraph import (
     decode_diff_json,
     decode_flamegraph,
     decode_flamegraph_json,
+    decode_tree_bytes,
     encode_diff,
     encode_flamegraph,
+    encode_tree_bytes,
     to_connect_json,
 )
 
@@ -307,6 +312,52 @@ def bench_diff(n: int) -> dict[str, Any]:
     }
 
 
+def bench_daemon(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    """What the watcher daemon does with one fetched window, before and now.
+
+    Before: ``PROFILE_FORMAT_TREE`` bytes (base64 in the JSON answer) -> tree -> table, and
+    for the current window the callers from every stack. Now: the flame graph's bytes ->
+    table with every total (detection reads them all), and the callers from the levels.
+    """
+    from watcher.analysis.tables import parents_from_stacks
+
+    rows = []
+    for n in sizes:
+        tree = synthetic_tree(n)
+        tree_body = json.dumps(
+            {"tree": base64.b64encode(encode_tree_bytes(tree)).decode()}, separators=(",", ":")
+        ).encode()
+        graph_body = protojson(encode_flamegraph(tree))
+        repeat = 5 if n <= 65_536 else 3
+
+        def tree_window(body: bytes = tree_body) -> tuple[Tree, FunctionTable]:
+            decoded = decode_tree_bytes(base64.b64decode(json.loads(body)["tree"]))
+            return decoded, FunctionTable.from_tree(decoded)
+
+        def graph_window(body: bytes = graph_body) -> tuple[FlameGraph, FunctionTable]:
+            decoded = decode_flamegraph_json(body)
+            return decoded, every_total(decoded)
+
+        t_tree, (old_tree, old_table) = best(tree_window, repeat)
+        t_stacks, old_callers = best(
+            lambda t=old_tree: parents_from_stacks(s for s, _ in t.stacks()), repeat
+        )
+        t_graph, (graph, table) = best(graph_window, repeat)
+        t_callers, callers = best(graph.callers, repeat)
+        assert table.total_values == old_table.total_values, "the two tables differ"
+        assert callers == old_callers, "the callers differ"
+        rows.append(
+            {
+                "nodes": graph.node_count,
+                "tree": t_tree,
+                "stacks": t_stacks,
+                "graph": t_graph,
+                "callers": t_callers,
+            }
+        )
+    return rows
+
+
 def main() -> None:
     sizes = SIZES[:2] if "--quick" in sys.argv else SIZES
     load = f"{os.getloadavg()[0]:.1f}"
@@ -351,6 +402,22 @@ def main() -> None:
             f"| {d['every']:.1f} | {d['old']:.1f} | {d['json']:.1f} | {ms(d['orjson'])} "
             f"| {d['decode']:.1f} "
             f"| {d['all']:.1f} | {d['ints']:.1f} | {d['trees']:.1f} | {d['rows']:,} |"
+        )
+    print("\nThe daemon's window: before = tree bytes (base64 in JSON) -> tree -> table, and")
+    print("for the current window the callers from every stack; now = flame graph bytes ->")
+    print("table with every total, and the callers from the levels. Per pair: three")
+    print("windows, one of them the current.\n")
+    print(
+        "| nodes | before: window | before: callers | now: window | now: callers "
+        "| quiet pair before | quiet pair now |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for w in bench_daemon(sizes[:3]):
+        before = 3 * w["tree"] + w["stacks"]
+        now = 3 * w["graph"] + w["callers"]
+        print(
+            f"| {w['nodes']:,} | {w['tree']:.1f} | {w['stacks']:.1f} | **{w['graph']:.1f}** "
+            f"| **{w['callers']:.1f}** | {before:.1f} | **{now:.1f}** |"
         )
     print(f"\nload average after the run: {os.getloadavg()[0]:.1f}")
 
