@@ -17,6 +17,7 @@ from watcher.querier.transport import (
     MAX_CONNECTIONS,
     Transport,
     TransportFailure,
+    failure_reason,
     no_tls_context,
     tls_context,
 )
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["HttpxTransport"]
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).strip() or type(exc).__name__
-
-
 @contextmanager
 def _failures() -> Iterator[None]:
     """httpx's exceptions as :class:`TransportFailure`; anything else passes unchanged."""
@@ -38,16 +35,16 @@ def _failures() -> Iterator[None]:
         yield
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise TransportFailure(
-            "connect", _reason(exc), timeout=isinstance(exc, httpx.ConnectTimeout)
+            "connect", failure_reason(exc), timeout=isinstance(exc, httpx.ConnectTimeout)
         ) from exc
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        raise TransportFailure("broken", _reason(exc)) from exc
+        raise TransportFailure("broken", failure_reason(exc)) from exc
     except httpx.TimeoutException as exc:
-        raise TransportFailure("timeout", _reason(exc)) from exc
+        raise TransportFailure("timeout", failure_reason(exc)) from exc
     except httpx.DecodingError as exc:
-        raise TransportFailure("decoding", _reason(exc)) from exc
+        raise TransportFailure("decoding", failure_reason(exc)) from exc
     except httpx.TransportError as exc:
-        raise TransportFailure("other", _reason(exc)) from exc
+        raise TransportFailure("other", failure_reason(exc)) from exc
 
 
 class _HttpxResponse:

@@ -21,7 +21,6 @@ other transports. ``https://`` deployments use ``StdlibTransport``
 from __future__ import annotations
 
 import socket
-import zlib
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -30,9 +29,8 @@ from urllib.parse import urlsplit
 from watcher.querier.transport import (
     Transport,
     TransportFailure,
-    body_decoders,
-    decode_pieces,
-    flush_decoders,
+    decoded_body,
+    failure_reason,
 )
 
 if TYPE_CHECKING:
@@ -44,10 +42,6 @@ _READ = 64 * 1024
 #: Longest status or header line, and most header lines, accepted (as ``http.client``).
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc).strip() or type(exc).__name__
 
 
 class _Closed(Exception):
@@ -73,9 +67,9 @@ class _Connection:
         try:
             data = self.sock.recv(_READ)
         except TimeoutError as exc:
-            raise TransportFailure("timeout", _reason(exc) or "timed out") from exc
+            raise TransportFailure("timeout", failure_reason(exc)) from exc
         except OSError as exc:
-            raise TransportFailure("broken", _reason(exc)) from exc
+            raise TransportFailure("broken", failure_reason(exc)) from exc
         if not data:
             return False
         self._buffer += data
@@ -155,9 +149,9 @@ class SocketTransport(Transport):
                 try:
                     connection.sock.sendall(request)
                 except TimeoutError as exc:
-                    raise TransportFailure("timeout", _reason(exc) or "timed out") from exc
+                    raise TransportFailure("timeout", failure_reason(exc)) from exc
                 except OSError as exc:
-                    raise TransportFailure("broken", _reason(exc)) from exc
+                    raise TransportFailure("broken", failure_reason(exc)) from exc
                 status, reason, version, fields = _read_head(connection)
             except _Closed:
                 connection.close()
@@ -199,7 +193,7 @@ def _connect(host: str, port: int, timeout: float) -> _Connection:
     try:
         addresses = socket.getaddrinfo(name, port, 0, socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise TransportFailure("connect", _reason(exc)) from exc
+        raise TransportFailure("connect", failure_reason(exc)) from exc
     last: OSError | None = None
     for family, kind, proto, _, address in addresses:
         sock: socket.socket | None = None
@@ -218,7 +212,7 @@ def _connect(host: str, port: int, timeout: float) -> _Connection:
     if last is None:  # pragma: no cover - getaddrinfo answers at least one address or fails
         raise TransportFailure("connect", f"no address for {host}")
     timed_out = isinstance(last, TimeoutError)
-    raise TransportFailure("connect", _reason(last) or "timed out", timeout=timed_out) from last
+    raise TransportFailure("connect", failure_reason(last), timeout=timed_out) from last
 
 
 def _read_head(connection: _Connection) -> tuple[int, str, str, dict[str, str]]:
@@ -330,13 +324,7 @@ class _SocketResponse:
         connection = self._connection
         if connection is None:
             return
-        decoders = body_decoders(self.header("Content-Encoding"))
-        try:
-            for data in self._raw(connection):
-                yield from decode_pieces(decoders, data)
-            yield from flush_decoders(decoders)
-        except zlib.error as exc:
-            raise TransportFailure("decoding", _reason(exc)) from exc
+        yield from decoded_body(self._raw(connection), self.header("Content-Encoding"))
         self._done = True
 
     def __enter__(self) -> _SocketResponse:

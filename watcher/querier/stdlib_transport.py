@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-import zlib
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -25,9 +24,8 @@ from urllib.parse import urlsplit
 from watcher.querier.transport import (
     Transport,
     TransportFailure,
-    body_decoders,
-    decode_pieces,
-    flush_decoders,
+    decoded_body,
+    failure_reason,
     tls_context,
 )
 
@@ -39,10 +37,6 @@ __all__ = ["StdlibTransport"]
 _READ = 64 * 1024
 #: A kept connection the server closed in the meantime fails like this when reused.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc).strip() or type(exc).__name__
 
 
 class StdlibTransport(Transport):
@@ -98,13 +92,13 @@ class StdlibTransport(Transport):
                 connection.close()
                 if reused and attempt == 1:
                     continue  # the server closed the kept connection: once more on a new one
-                raise TransportFailure("broken", _reason(exc)) from exc
+                raise TransportFailure("broken", failure_reason(exc)) from exc
             except TimeoutError as exc:
                 connection.close()
-                raise TransportFailure("timeout", _reason(exc)) from exc
+                raise TransportFailure("timeout", failure_reason(exc)) from exc
             except (http.client.HTTPException, OSError) as exc:
                 connection.close()
-                raise TransportFailure("broken", _reason(exc)) from exc
+                raise TransportFailure("broken", failure_reason(exc)) from exc
             return _StdlibResponse(connection, response)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -115,10 +109,10 @@ def _connect(connection: http.client.HTTPConnection) -> None:
         connection.connect()
     except TimeoutError as exc:
         connection.close()
-        raise TransportFailure("connect", _reason(exc) or "timed out", timeout=True) from exc
+        raise TransportFailure("connect", failure_reason(exc), timeout=True) from exc
     except (OSError, ssl.SSLError, socket.gaierror) as exc:
         connection.close()
-        raise TransportFailure("connect", _reason(exc)) from exc
+        raise TransportFailure("connect", failure_reason(exc)) from exc
 
 
 class _StdlibResponse:
@@ -136,30 +130,28 @@ class _StdlibResponse:
         return self._response.getheader(name)
 
     def chunks(self) -> Iterator[bytes]:
-        decoders = body_decoders(self.header("Content-Encoding"))
+        return decoded_body(self._raw(), self.header("Content-Encoding"))
+
+    def _raw(self) -> Iterator[bytes]:
         received = 0
-        try:
-            while True:
-                try:
-                    data = self._response.read(_READ)
-                except TimeoutError as exc:
-                    raise TransportFailure("timeout", _reason(exc)) from exc
-                except (http.client.HTTPException, OSError) as exc:
-                    raise TransportFailure("broken", _reason(exc)) from exc
-                if not data:
-                    break
-                received += len(data)
-                yield from decode_pieces(decoders, data)
-            expected = self._response.length  # what Content-Length promised is still owed
-            if expected:
-                raise TransportFailure(
-                    "broken",
-                    "peer closed connection without sending complete message body "
-                    f"(received {received} bytes, expected {received + expected})",
-                )
-            yield from flush_decoders(decoders)
-        except zlib.error as exc:
-            raise TransportFailure("decoding", _reason(exc)) from exc
+        while True:
+            try:
+                data = self._response.read(_READ)
+            except TimeoutError as exc:
+                raise TransportFailure("timeout", failure_reason(exc)) from exc
+            except (http.client.HTTPException, OSError) as exc:
+                raise TransportFailure("broken", failure_reason(exc)) from exc
+            if not data:
+                break
+            received += len(data)
+            yield data
+        expected = self._response.length  # what Content-Length promised is still owed
+        if expected:
+            raise TransportFailure(
+                "broken",
+                "peer closed connection without sending complete message body "
+                f"(received {received} bytes, expected {received + expected})",
+            )
 
     def __enter__(self) -> _StdlibResponse:
         return self

@@ -26,7 +26,7 @@ transport                 module                   used by
 :func:`open_transport` is the one place that picks. A proxy set in the environment
 (``HTTPS_PROXY`` and friends) is honoured by httpx only, so with one set neither
 standard-library transport is used. Both undo ``gzip``/``deflate`` with
-:func:`body_decoders` and :func:`decode_pieces`, in bounded pieces.
+:func:`decoded_body`, in bounded pieces.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import functools
 import os
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -56,6 +56,8 @@ __all__ = [
     "TransportFailure",
     "body_decoders",
     "decode_pieces",
+    "decoded_body",
+    "failure_reason",
     "flush_decoders",
     "no_tls_context",
     "open_transport",
@@ -186,6 +188,24 @@ def reason_phrase(status: int) -> str:
 
 #: Largest piece of decompressed body produced at once.
 PIECE = 1024 * 1024
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An exception as the reason of a :class:`TransportFailure` (its class name when it
+    carries no message)."""
+    return str(exc).strip() or type(exc).__name__
+
+
+def decoded_body(raw: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
+    """The pieces of a body read as ``raw``, with its ``Content-Encoding`` undone in bounded
+    pieces; a corrupt compressed body raises :class:`TransportFailure` ``"decoding"``."""
+    decoders = body_decoders(encoding)
+    try:
+        for data in raw:
+            yield from decode_pieces(decoders, data)
+        yield from flush_decoders(decoders)
+    except zlib.error as exc:
+        raise TransportFailure("decoding", failure_reason(exc)) from exc
 
 
 def body_decoders(encoding: str | None) -> list[zlib._Decompress]:
