@@ -21,7 +21,16 @@ from sqlalchemy.pool import NullPool
 
 from watcher.store.db import upgrade
 
-from .support import SANDBOX_NOW, T1, Clock, ConfigWriter, fleet_spec, hook_config, open_sandbox
+from .support import (
+    SANDBOX_NOW,
+    T1,
+    CheckedOut,
+    Clock,
+    ConfigWriter,
+    fleet_spec,
+    hook_config,
+    open_sandbox,
+)
 
 PG_ENV = "PYROWATCH_TEST_PG_URL"
 
@@ -184,20 +193,26 @@ def config(tmp_path: Path, sandbox: Any, sink: Any, database_url: str) -> Config
 
 @pytest.fixture
 def make_app() -> Iterator[Callable[..., Any]]:
-    """Build Apps (stopped at teardown; no database connection may stay checked out)."""
+    """Build Apps (stopped at teardown; no database connection may stay checked out).
+
+    The check follows ``stop()``: scheduled jobs (the delivery pass starts with the
+    scheduler) may hold a connection until then, and ``stop()`` waits for them.
+    """
     from watcher.daemon.app import App
 
-    apps: list[App] = []
+    apps: list[tuple[App, CheckedOut]] = []
 
     def factory(settings: Any, **kwargs: Any) -> App:
         kwargs.setdefault("clock", Clock(T1))
         kwargs.setdefault("sleep", lambda _seconds: None)
         app = App(settings, **kwargs)
-        apps.append(app)
+        apps.append((app, CheckedOut(app.engine)))
         return app
 
     yield factory
-    for app in apps:
-        checked_out = app.engine.pool.checkedout()  # type: ignore[attr-defined]
-        app.stop(timeout=5)
-        assert checked_out == 0, f"connections leaked: {app.engine.pool.status()}"
+    stopped = [(app.stop(timeout=5), checked_out.count) for app, checked_out in apps]
+    for clean, count in stopped:
+        assert count == 0, (
+            f"connections leaked: {count} still checked out after stop() "
+            f"(every run and delivery pass ended in time: {clean})"
+        )

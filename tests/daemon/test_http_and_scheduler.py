@@ -29,7 +29,7 @@ from watcher.daemon.scheduler import (
 from watcher.errors import SchemaOutOfDate
 from watcher.times import TimeRange
 
-from .support import BIN, SECRET, T0, Clock, ConfigWriter
+from .support import BIN, SECRET, T0, T1, CheckedOut, Clock, ConfigWriter
 
 YEARLY = "0 0 1 1 *"  # never fires while a test runs
 
@@ -220,6 +220,68 @@ def test_a_scheduled_run_is_for_its_fire_time_floored_to_the_minute(
     (run,) = app.repo.runs()
     assert run.scheduled_at == floor_minute(fire)
     assert run.owner == app.owner
+
+
+def test_stop_counts_a_job_from_its_first_step(
+    config: ConfigWriter, make_app: Callable[..., Any]
+) -> None:
+    """A job that began before stop() is in progress from its first step: a stop whose
+    timeout runs out while the job has yet to reach the database is not clean."""
+    reached, release = threading.Event(), threading.Event()
+
+    def clock() -> datetime:  # the delivery job reads it before its pass
+        reached.set()
+        release.wait(60)
+        return T1
+
+    app = make_app(config.settings(schedule=YEARLY), clock=clock)
+    deliver = build_scheduler(app).get_job("deliver")
+    job = threading.Thread(target=deliver.func, args=deliver.args)
+    job.start()
+    assert reached.wait(60)
+
+    clean = app.stop(timeout=0)
+    release.set()
+    job.join(60)
+    app.engine.dispose()  # the job went on after stop() gave up: close what it opened
+
+    assert clean is False
+
+
+def test_stop_waits_for_a_delivery_pass_and_no_job_starts_after_it(
+    config: ConfigWriter, make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine is closed once the pass in progress has given its connection back; a job
+    firing after stop() does nothing."""
+    app = make_app(config.settings(schedule=YEARLY))
+    checked_out = CheckedOut(app.engine)
+    deliver = build_scheduler(app).get_job("deliver")
+    inside, release = threading.Event(), threading.Event()
+    passes: list[datetime] = []
+    claim_due = app.repo.claim_due
+
+    def slow_claim_due(owner: str, now: datetime, *args: Any) -> Any:
+        passes.append(now)
+        with app.engine.connect():  # held while the pass is slow
+            inside.set()
+            release.wait(60)
+        return claim_due(owner, now, *args)
+
+    monkeypatch.setattr(app.repo, "claim_due", slow_claim_due)
+    job = threading.Thread(target=deliver.func, args=deliver.args)
+    job.start()
+    assert inside.wait(60)
+    stopped: list[tuple[bool, int]] = []
+    stopper = threading.Thread(target=lambda: stopped.append((app.stop(60), checked_out.count)))
+    stopper.start()
+    assert app.stopping.wait(60)
+    release.set()
+    job.join(60)
+    stopper.join(60)
+    deliver.func(*deliver.args)
+
+    assert stopped == [(True, 0)]
+    assert passes == [T1]
 
 
 def test_run_serves_until_sigterm_and_exits_cleanly(config: ConfigWriter) -> None:

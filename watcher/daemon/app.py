@@ -228,9 +228,35 @@ class App:
         try:
             yield
         finally:
-            with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
+            self._done()
+
+    @contextmanager
+    def job(self) -> Iterator[bool]:
+        """A scheduled job's turn: ``True`` inside an :meth:`activity`, or ``False`` (and
+        nothing registered) once :meth:`stop` has begun.
+
+        The :attr:`stopping` check and the registration happen under the lock ``stop``
+        sets :attr:`stopping` under, so either ``stop`` waits for the job or the job sees
+        ``stopping`` and does nothing: no job starts its work after ``stop`` looked (it
+        would use the database after the engine was disposed, and a run would claim pairs
+        that the exiting process then holds until their claims expire).
+        """
+        with self._idle:
+            go = not self.stopping.is_set()
+            if go:
+                self._active += 1
+        if not go:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -293,11 +319,13 @@ class App:
         """Stop scheduling, let the current run finish or abandon it, and close everything.
 
         Returns ``True`` when every run and delivery pass ended within ``timeout`` seconds.
-        Runs in progress see :attr:`stopping` and abandon the pairs they have not started.
+        Runs in progress see :attr:`stopping` and abandon the pairs they have not started;
+        scheduled jobs that fire from now on do nothing (see :meth:`job`).
         """
         if self._closed:
             return True
-        self.stopping.set()
+        with self._idle:  # see job(): a job registered before this is waited for below
+            self.stopping.set()
         self.metrics.ready.set(0)
         deadline = time.monotonic() + max(timeout, 0.0)
         if self.scheduler is not None:

@@ -15,6 +15,10 @@ Every job has ``coalesce=True`` (a backlog of missed fire times runs once),
 ``max_instances=1`` and a misfire grace time. The time a watch run is *for* is the
 trigger's scheduled fire time floored to the minute (never the wall clock when the thread
 happened to start), so replicas agree on it and their pair claims collide as intended.
+
+Every job body runs under :meth:`App.job() <watcher.daemon.app.App.job>`: once
+:meth:`App.stop` has begun, a job that fires (or was queued in the thread pool) does
+nothing, and one that began before is waited for.
 """
 
 from __future__ import annotations
@@ -124,28 +128,27 @@ def _executor(times: _ScheduledTimes, max_workers: int) -> Any:
 def _run_watch_job(app: App, name: str, times: _ScheduledTimes) -> None:
     from watcher.daemon.jobs import run_watch
 
-    job_id = watch_job_id(name)
-    fired = times.take(job_id) or app.now()
+    fired = times.take(watch_job_id(name))
     watch = next((w for w in app.settings.watcher.watch if w.name == name), None)
-    if watch is None or app.stopping.is_set():
-        return
-    run_watch(app, watch, scheduled_at=floor_minute(fired))
+    with app.job() as go:
+        if go and watch is not None:
+            run_watch(app, watch, scheduled_at=floor_minute(fired or app.now()))
 
 
 def _deliver_job(app: App) -> None:
     from watcher.daemon.delivery import deliver_due
 
-    if not app.stopping.is_set():
-        deliver_due(app, now=app.now())
+    with app.job() as go:
+        if go:
+            deliver_due(app, now=app.now())
 
 
 def _prune_job(app: App) -> None:
-    if app.stopping.is_set():
-        return
     from watcher.daemon.housekeeping import prune_history
 
-    with app.activity():
-        prune_history(app, PRUNE_BATCH)
+    with app.job() as go:
+        if go:
+            prune_history(app, PRUNE_BATCH)
 
 
 def _on_event(app: App) -> Any:
