@@ -264,7 +264,7 @@ PHASES = textwrap.dedent(
         graph = _adapt.fetch_flamegraph(s.client, cpu, sel, rng, int(sys.argv[1]))
         t.append(time.perf_counter())
     table = _adapt.function_table(graph)
-    rows = sorted(_adapt.function_rows(table), key=lambda r: -r[1])[:20]
+    rows = flamegraph_report.ranked(table, "self", 20)
     t.append(time.perf_counter())
     print(" ".join(f"{(b - a) * 1000:.3f}" for a, b in zip(t, t[1:])))
     """

@@ -8,6 +8,7 @@ and the value of credential-bearing headers (``Authorization``, ``Cookie``,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Protocol
@@ -24,14 +25,20 @@ class SecretLike(Protocol):
     def get_secret_value(self) -> str: ...
 
 
-_URL = re.compile(
-    r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#@'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?(#[^\s'\"<>]*)?"
-)
-_HEADER = re.compile(
-    r"(?im)\b(authorization|proxy-authorization|cookie|set-cookie|cf-access-client-secret|"
-    r"x-api-key|x-auth-token)(\s*[:=]\s*)([^\r\n'\"]+)"
-)
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{8,})")
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """URLs, auth headers and bearer/basic credentials, compiled on first use (a command
+    that never redacts does not pay for them)."""
+    url = re.compile(
+        r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#@'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?"
+        r"(#[^\s'\"<>]*)?"
+    )
+    header = re.compile(
+        r"(?im)\b(authorization|proxy-authorization|cookie|set-cookie|cf-access-client-secret|"
+        r"x-api-key|x-auth-token)(\s*[:=]\s*)([^\r\n'\"]+)"
+    )
+    bearer = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{8,})")
+    return url, header, bearer
 
 
 def secret_values(secrets: Iterable[str | SecretLike | None]) -> list[str]:
@@ -48,7 +55,7 @@ def secret_values(secrets: Iterable[str | SecretLike | None]) -> list[str]:
 
 def redact_url(url: str) -> str:
     """``url`` without userinfo, query string and fragment: ``https://host/path``."""
-    return _URL.sub(_url_repl, url)
+    return _patterns()[0].sub(_url_repl, url)
 
 
 def _url_repl(match: re.Match[str]) -> str:
@@ -65,6 +72,7 @@ def redact(text: str, secrets: Iterable[str | SecretLike | None] = ()) -> str:
     """
     for value in secret_values(secrets):
         text = text.replace(value, MASK)
-    text = _URL.sub(_url_repl, text)
-    text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    url, header, bearer = _patterns()
+    text = url.sub(_url_repl, text)
+    text = header.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return bearer.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

@@ -20,6 +20,7 @@ socket transport.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -322,17 +323,21 @@ class AccessCommandTransport(Transport):
         return BufferedResponse(status, {"Content-Type": "application/json"}, body)
 
 
-_SECRET_OPTION = re.compile(
-    r"-{1,2}[A-Za-z0-9_-]*(?:token|secret|password|passwd|key|auth)[A-Za-z0-9_-]*(?:=(.*))?",
-    re.IGNORECASE,
-)
+@functools.cache
+def _secret_option() -> re.Pattern[str]:
+    """A secret-looking option of a wrapper (compiled on first use)."""
+    return re.compile(
+        r"-{1,2}[A-Za-z0-9_-]*(?:token|secret|password|passwd|key|auth)[A-Za-z0-9_-]*(?:=(.*))?",
+        re.IGNORECASE,
+    )
 
 
 def _command_secrets(argv: Sequence[str]) -> list[str]:
     """Values given to secret-looking options of the wrapper (``--token X``, ``--key=X``)."""
     found: list[str] = []
+    secret_option = _secret_option()
     for index, arg in enumerate(argv[1:], start=1):
-        match = _SECRET_OPTION.fullmatch(arg)
+        match = secret_option.fullmatch(arg)
         if match is None:
             continue
         if match.group(1):

@@ -339,7 +339,6 @@ class QuerierClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> bytes:
-        shown = redact_url(url)
         try:
             sent = {**headers, **self._auth.headers()}
             with self._transport.post(url, body, sent) as response:
@@ -348,7 +347,7 @@ class QuerierClient:
                 content = self._read(method, response, min(self._limit, _ERROR_BODY_LIMIT), True)
                 error = self._error(method, response, content)
         except TransportFailure as exc:
-            raise self._failure(method, shown, exc) from exc
+            raise self._failure(method, redact_url(url), exc) from exc
         if error.status in self.retry.statuses:
             raise _Retryable(
                 error,
