@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from watcher.daemon.app import json_ready
@@ -222,11 +222,19 @@ def test_a_scheduled_run_is_for_its_fire_time_floored_to_the_minute(
     assert run.owner == app.owner
 
 
+def _disposals(engine: Any) -> list[str]:
+    """A list that gets ``"dispose"`` each time ``engine`` is disposed of."""
+    events: list[str] = []
+    event.listen(engine, "engine_disposed", lambda _engine: events.append("dispose"))
+    return events
+
+
 def test_stop_counts_a_job_from_its_first_step(
     config: ConfigWriter, make_app: Callable[..., Any]
 ) -> None:
     """A job that began before stop() is in progress from its first step: a stop whose
-    timeout runs out while the job has yet to reach the database is not clean."""
+    timeout runs out while the job has yet to reach the database is not clean, leaves
+    the engine to the job, and the job closes it when it ends."""
     reached, release = threading.Event(), threading.Event()
 
     def clock() -> datetime:  # the delivery job reads it before its pass
@@ -235,17 +243,109 @@ def test_stop_counts_a_job_from_its_first_step(
         return T1
 
     app = make_app(config.settings(schedule=YEARLY), clock=clock)
+    disposals = _disposals(app.engine)
     deliver = build_scheduler(app).get_job("deliver")
     job = threading.Thread(target=deliver.func, args=deliver.args)
     job.start()
     assert reached.wait(60)
 
     clean = app.stop(timeout=0)
+    disposed_at_stop = list(disposals)
     release.set()
     job.join(60)
-    app.engine.dispose()  # the job went on after stop() gave up: close what it opened
 
     assert clean is False
+    assert disposed_at_stop == []  # the job still had the database to use
+    assert disposals == ["dispose"]  # the job's pass used it, then closed it on its way out
+    assert app.engine.pool.checkedin() == 0  # nothing opened after the dispose
+    assert app.stop(timeout=0) is True  # everything is closed now
+
+
+def test_stop_counts_a_request_reading_the_database_and_refuses_new_ones(
+    config: ConfigWriter, make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A /metrics request reading the database when stop() begins keeps the engine until it
+    ends; stop() closes the listening socket, and a request on a connection kept open
+    across it answers without the database: /healthz 200, /readyz and /api 503."""
+    app = make_app(config.settings(schedule=YEARLY))
+    app.start(schedule=False)
+    base = app.status_server.url
+    order = _disposals(app.engine)
+    inside, release = threading.Event(), threading.Event()
+    outbox_depth = app.repo.outbox_depth
+
+    def slow_outbox_depth() -> int:  # /metrics reads it first
+        if not inside.is_set():
+            inside.set()
+            release.wait(60)
+        depth = outbox_depth()
+        order.append("request")
+        return depth
+
+    monkeypatch.setattr(app.repo, "outbox_depth", slow_outbox_depth)
+    with httpx.Client(base_url=base, timeout=60) as kept:
+        assert kept.get("/healthz").status_code == 200  # opens the kept connection
+        answers: list[httpx.Response] = []
+        request = threading.Thread(target=lambda: answers.append(_get(base + "/metrics")))
+        request.start()
+        assert inside.wait(60)
+
+        clean = app.stop(timeout=0)
+        after = [kept.get(path) for path in ("/healthz", "/readyz", "/metrics", "/api/runs")]
+        with pytest.raises(httpx.ConnectError):
+            _get(base + "/healthz")
+        release.set()
+        request.join(60)
+
+    assert clean is False
+    assert order == ["request", "dispose"]
+    assert [a.status_code for a in answers] == [200]
+    assert [r.status_code for r in after] == [200, 503, 200, 503]
+    assert after[1].json() == {"ready": False, "reasons": ["shutting down"]}
+    assert "pyrowatch_ready 0.0" in after[2].text
+    assert "shutting down" in after[3].json()["detail"]
+    assert app.stop(timeout=0) is True
+
+
+def test_a_second_stop_closes_nothing_and_waits_for_the_first(
+    config: ConfigWriter, make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one stop() is closing, another (another thread, or a signal handler on the
+    same one) closes nothing: it waits for the first within its own timeout."""
+    app = make_app(config.settings(schedule=YEARLY))
+    app.start(schedule=False)
+    disposals = _disposals(app.engine)
+    server = app.status_server
+    server_stop = server.stop
+    inside, release = threading.Event(), threading.Event()
+    server_stops: list[str] = []
+    nested: list[bool] = []
+
+    def slow_server_stop() -> None:
+        server_stops.append(threading.current_thread().name)
+        if len(server_stops) == 1:
+            nested.append(app.stop(timeout=0))  # as a signal handler would, mid-stop
+            inside.set()
+            release.wait(60)
+        server_stop()
+
+    monkeypatch.setattr(server, "stop", slow_server_stop)
+    first: list[bool] = []
+    stopper = threading.Thread(target=lambda: first.append(app.stop(60)), name="first")
+    stopper.start()
+    assert inside.wait(60)
+
+    impatient = app.stop(timeout=0)
+    waited: list[bool] = []
+    patient = threading.Thread(target=lambda: waited.append(app.stop(60)))
+    patient.start()
+    release.set()
+    stopper.join(60)
+    patient.join(60)
+
+    assert nested == [False] and impatient is False
+    assert first == [True] and waited == [True]
+    assert server_stops == ["first"] and disposals == ["dispose"]
 
 
 def test_stop_waits_for_a_delivery_pass_and_no_job_starts_after_it(

@@ -163,10 +163,14 @@ class App:
         self._clients: dict[str, QuerierClient] = {}
         self._alert_http: httpx.Client | None = None
         self._lock = threading.Lock()
+        #: Guards ``_active``, ``_stop_called``, ``_close_late`` and the setting of
+        #: :attr:`stopping` by ``stop``; notified whenever ``_active`` drops.
         self._idle = threading.Condition()
         self._active = 0
+        self._stop_called = False
+        self._close_late = False
+        self._closed = threading.Event()
         self._head: str | None = None
-        self._closed = False
         #: Monotonic time of the last delivery per channel (Slack pacing).
         self.last_send: dict[str, float] = {}
 
@@ -241,6 +245,13 @@ class App:
         would use the database after the engine was disposed, and a run would claim pairs
         that the exiting process then holds until their claims expire).
         """
+        with self._admitted() as go:
+            yield go
+
+    @contextmanager
+    def _admitted(self) -> Iterator[bool]:
+        """The gate of :meth:`job`, also taken by the HTTP endpoints that read the database
+        (:meth:`readiness`, :meth:`render_metrics`, :meth:`api`)."""
         with self._idle:
             go = not self.stopping.is_set()
             if go:
@@ -257,6 +268,12 @@ class App:
         with self._idle:
             self._active -= 1
             self._idle.notify_all()
+            late = self._close_late and self._active == 0
+            if late:
+                self._close_late = False
+        if late:  # stop() gave up waiting for this one: it closes what stop() left open
+            self._close()
+            log.info("closed after stop", owner=self.owner)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -316,41 +333,69 @@ class App:
         )
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop scheduling, let the current run finish or abandon it, and close everything.
+        """Stop scheduling and serving, let the current run finish or abandon it, and close
+        everything.
 
-        Returns ``True`` when every run and delivery pass ended within ``timeout`` seconds.
-        Runs in progress see :attr:`stopping` and abandon the pairs they have not started;
-        scheduled jobs that fire from now on do nothing (see :meth:`job`).
+        Returns ``True`` when every run, delivery pass and database-reading request ended
+        within ``timeout`` seconds and everything is closed. Runs in progress see
+        :attr:`stopping` and abandon the pairs they have not started; scheduled jobs that
+        fire from now on do nothing (see :meth:`job`), and so do the HTTP endpoints that
+        would read the database. The HTTP server stops accepting at once.
+
+        When the timeout runs out first, ``stop`` returns ``False`` without closing what
+        the work in progress still uses (the database engine, the Querier and alert
+        clients): the last of that work to end closes them, so nothing is left open and no
+        work uses a closed engine (which would open a new pool that nobody closes).
+
+        Only the first call stops the app. Any other call, concurrent (another thread, or a
+        signal handler on the thread inside the first call) or later, closes nothing: it
+        waits, within its own ``timeout``, until everything is closed and says whether it
+        was.
         """
-        if self._closed:
-            return True
-        with self._idle:  # see job(): a job registered before this is waited for below
-            self.stopping.set()
-        self.metrics.ready.set(0)
         deadline = time.monotonic() + max(timeout, 0.0)
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
+        with self._idle:  # see job(): a job registered before this is waited for below
+            first = not self._stop_called
+            self._stop_called = True
+            self.stopping.set()
+        if not first:
+            return self._closed.wait(left())
+        self.metrics.ready.set(0)
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown(wait=False)
             except Exception:  # already stopped
                 pass
+        server, self.status_server = self.status_server, None
+        if server is not None:  # requests in progress are waited for below, with the jobs
+            try:
+                server.stop()
+            except Exception as exc:  # closing goes on: the jobs still need their end
+                log.warning("http server stop failed", error=self.redact(str(exc)))
         with self._idle:
-            finished = self._idle.wait_for(
-                lambda: self._active == 0, max(deadline - time.monotonic(), 0.0)
-            )
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-            alert_http, self._alert_http = self._alert_http, None
-        for client in clients:
-            client.close()
-        if alert_http is not None:
-            alert_http.close()
-        if self.status_server is not None:
-            self.status_server.stop()
-            self.status_server = None
-        self.engine.dispose()
-        self._closed = True
+            finished = self._idle.wait_for(lambda: self._active == 0, left())
+            self._close_late = not finished
+        if finished:
+            self._close()
         log.info("stopped", clean=finished)
         return finished
+
+    def _close(self) -> None:
+        """Close the clients and dispose of the engine (once nothing uses them)."""
+        try:
+            with self._lock:
+                clients, self._clients = list(self._clients.values()), {}
+                alert_http, self._alert_http = self._alert_http, None
+            for client in clients:
+                client.close()
+            if alert_http is not None:
+                alert_http.close()
+            self.engine.dispose()
+        finally:
+            self._closed.set()
 
     def __enter__(self) -> App:
         return self
@@ -361,20 +406,26 @@ class App:
     # ------------------------------------------------------------------ status
 
     def readiness(self) -> tuple[bool, list[str]]:
-        """Ready when the database answers at the head revision and the scheduler runs."""
+        """Ready when the database answers at the head revision and the scheduler runs.
+
+        Once :meth:`stop` has begun: not ready, ``shutting down``, without asking the
+        database.
+        """
         from watcher.store import current_revision
 
         reasons: list[str] = []
-        try:
-            current = current_revision(self.engine)
-            head = self.head()
-            if current != head:
-                reasons.append(
-                    f"database schema at {current or 'none'}, needs {head}: run "
-                    "`pyrowatch db upgrade`"
-                )
-        except WatcherError as exc:
-            reasons.append(f"database unavailable: {self.redact(str(exc))}")
+        with self._admitted() as go:  # once stop() began, the engine is not to be used
+            if go:
+                try:
+                    current = current_revision(self.engine)
+                    head = self.head()
+                    if current != head:
+                        reasons.append(
+                            f"database schema at {current or 'none'}, needs {head}: run "
+                            "`pyrowatch db upgrade`"
+                        )
+                except WatcherError as exc:
+                    reasons.append(f"database unavailable: {self.redact(str(exc))}")
         if self.stopping.is_set():
             reasons.append("shutting down")
         elif self.scheduler is None or not self.scheduler.running:
@@ -395,15 +446,27 @@ class App:
             self.metrics.channel_disabled.labels(name).set(1 if name in disabled else 0)
 
     def render_metrics(self) -> tuple[bytes, str]:
-        """The Prometheus exposition text and its content type."""
-        self.refresh_gauges()
+        """The Prometheus exposition text and its content type.
+
+        Once :meth:`stop` has begun, the database gauges keep their last values.
+        """
+        with self._admitted() as go:
+            if go:
+                self.refresh_gauges()
         return self.metrics.render()
 
     def api(self, resource: str, query: dict[str, list[str]]) -> Any:
         """The read-only JSON API: ``regressions``, ``snapshots`` and ``runs``.
 
         :raises ValueError: a bad query parameter (answered with 400).
+        :raises StoreError: the database is down, or :meth:`stop` has begun (503).
         """
+        with self._admitted() as go:
+            if not go:
+                raise StoreError("the watcher is shutting down")
+            return self._api(resource, query)
+
+    def _api(self, resource: str, query: dict[str, list[str]]) -> Any:
         limit = _int_arg(query, "limit", 100)
         if resource == "regressions":
             rows = self.repo.regressions(open_only=_flag(query, "open"), limit=limit)

@@ -11,6 +11,9 @@ Routes:
 ``GET /api/snapshots``    ``?service=S&type=T&limit=N``
 ``GET /api/runs``         ``?limit=N``
 =====================  ==========================================================
+
+Once the app is stopping, ``/readyz`` and ``/api/*`` answer 503 without reading the
+database and ``/metrics`` keeps the last database gauges; ``/healthz`` never reads it.
 """
 
 from __future__ import annotations
@@ -86,7 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    #: Requests are handled on daemon threads that closing does not wait for: a request
+    #: that reads the database is counted by the app (see ``App.stop``), the others
+    #: touch nothing that closing takes away.
     daemon_threads = True
+    block_on_close = False
     allow_reuse_address = True
 
     def __init__(self, addr: tuple[str, int], source: StatusSource) -> None:
@@ -118,9 +125,16 @@ class StatusServer:
         return self.url
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop accepting and close the listening socket (requests in progress go on).
+
+        ``shutdown`` returns once ``serve_forever`` has left its loop (within its poll
+        interval); it would wait forever for a server that was never started.
+        """
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
