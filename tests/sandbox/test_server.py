@@ -6,6 +6,7 @@ import base64
 import gzip
 import http.client
 import json
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -1019,6 +1020,34 @@ def test_serve_in_the_foreground_with_data(testdata: Any, tmp_path: Any) -> None
             )
             assert "work" in got["flamegraph"]["names"]
         proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serving_stops_cleanly_on_a_signal_even_with_sigint_ignored(signum: int) -> None:
+    """A shell starts a background command with SIGINT ignored, and ``docker stop`` sends
+    SIGTERM: either way the sandbox stops serving and exits 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher.sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, line
+        proc.send_signal(signum)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:

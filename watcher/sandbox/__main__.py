@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -81,7 +83,12 @@ def serve(
     out: TextIO | None = None,
 ) -> None:
     """Start a sandbox, load ``fleet`` and the data files, print the URL and serve until
-    Ctrl-C. ``data`` is an alias of ``data_paths``."""
+    Ctrl-C or SIGTERM. ``data`` is an alias of ``data_paths``.
+
+    Both signals get a handler of their own while serving (on the main thread), so the
+    sandbox stops cleanly even where it was started with SIGINT ignored, as a shell does
+    for a command it runs in the background, and under ``docker stop``.
+    """
     from watcher.sandbox.control import _load_fleet
     from watcher.sandbox.server import Sandbox
 
@@ -93,15 +100,21 @@ def serve(
     for path in [*data_paths, *(data or ())]:
         count = load_data_file(sandbox, path)
         stream.write(f"loaded {path}: {count} profiles\n")
-    url = sandbox.start(host, port)
-    stream.write(f"Pyroscope sandbox listening on {url}  (Ctrl-C to stop)\n")
-    stream.flush()
+    previous: dict[signal.Signals, Any] = {}
     try:
+        url = sandbox.start(host, port)  # (start() re-arms serve_forever: handlers after it)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: sandbox.interrupt())
+        stream.write(f"Pyroscope sandbox listening on {url}  (Ctrl-C to stop)\n")
+        stream.flush()
         sandbox.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         sandbox.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -684,8 +684,14 @@ class Sandbox:
             thread.join()
 
     def serve_forever(self) -> None:
-        """Block until :meth:`stop` is called from another thread (or Ctrl-C)."""
+        """Block until :meth:`stop` or :meth:`interrupt` is called from another thread or a
+        signal handler (or Ctrl-C)."""
         self._stopping.wait()
+
+    def interrupt(self) -> None:
+        """Make :meth:`serve_forever` return, as Ctrl-C does (safe in a signal handler);
+        the caller then calls :meth:`stop`."""
+        self._stopping.set()
 
     def __enter__(self) -> Self:
         self.start()
