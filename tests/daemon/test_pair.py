@@ -15,7 +15,7 @@ import pytest
 from watcher.analysis.detect import DetectionThresholds
 from watcher.daemon.pair import FetchedWindow, PairOutcome, Windows, evaluate_pair
 from watcher.errors import QuerierError
-from watcher.flamegraph import Tree
+from watcher.flamegraph import Tree, decode_flamegraph, encode_flamegraph
 from watcher.times import TimeRange
 
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
@@ -35,7 +35,8 @@ def _tree(hot: float = 0.01, samples: int = N) -> Tree:
 
 
 class Fetcher:
-    """Serves fixed trees per window (an ordinary one by default), recording the order."""
+    """Serves fixed trees per window (an ordinary one by default) as the flame graphs the
+    daemon fetches, recording the order."""
 
     def __init__(self, trees: Mapping[TimeRange, Tree] | None = None) -> None:
         self.trees = dict(trees or {})
@@ -46,7 +47,7 @@ class Fetcher:
         self.fetched.append(rng)
         if rng == self.failing:
             raise QuerierError("503 from querier")
-        return FetchedWindow(self.trees.get(rng) or _tree())
+        return FetchedWindow(decode_flamegraph(encode_flamegraph(self.trees.get(rng) or _tree())))
 
 
 def _evaluate(fetch: Fetcher, **options: Any) -> PairOutcome:

@@ -9,6 +9,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -982,24 +983,40 @@ def test_request_accepts_proto_names_strings_and_enum_numbers(client: httpx.Clie
 # ----------------------------------------------------------------------------- foreground
 
 
-def test_serve_in_the_foreground_with_data(testdata: Any, tmp_path: Any) -> None:
-    """``python -m watcher.sandbox`` (what ``pyrowatch sandbox`` runs): load files, print the
-    URL, serve until Ctrl-C."""
-    import signal
+@contextmanager
+def _sandbox_process(*args: str, ignore_sigint: bool = False) -> Iterator[Any]:
+    """``python -m watcher.sandbox --port 0 ARGS`` with its output on a pipe; killed and
+    closed on the way out if still running."""
     import subprocess
     import sys
 
-    folded = tmp_path / "checkout.folded"
-    folded.write_text("main;handle;work 7\nmain;idle 3\n")
-    pprof = testdata / "pkg/og/convert/pprof/testdata/cpu.pb.gz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "watcher.sandbox", "--port", "0", "--data", str(pprof), str(folded)],
+        [sys.executable, "-m", "watcher.sandbox", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if ignore_sigint
+        else None,
     )
     try:
         assert proc.stdout is not None
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_serve_in_the_foreground_with_data(testdata: Any, tmp_path: Any) -> None:
+    """``python -m watcher.sandbox`` (what ``pyrowatch sandbox`` runs): load files, print the
+    URL, serve until Ctrl-C."""
+    folded = tmp_path / "checkout.folded"
+    folded.write_text("main;handle;work 7\nmain;idle 3\n")
+    pprof = testdata / "pkg/og/convert/pprof/testdata/cpu.pb.gz"
+    with _sandbox_process("--data", str(pprof), str(folded)) as proc:
         lines = []
         for line in proc.stdout:
             lines.append(line)
@@ -1021,37 +1038,14 @@ def test_serve_in_the_foreground_with_data(testdata: Any, tmp_path: Any) -> None
             assert "work" in got["flamegraph"]["names"]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serving_stops_cleanly_on_a_signal_even_with_sigint_ignored(signum: int) -> None:
     """A shell starts a background command with SIGINT ignored, and ``docker stop`` sends
     SIGTERM: either way the sandbox stops serving and exits 0."""
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcher.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
-    try:
-        assert proc.stdout is not None
+    with _sandbox_process(ignore_sigint=True) as proc:
         line = proc.stdout.readline()
         assert "listening on http://127.0.0.1:" in line, line
         proc.send_signal(signum)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()

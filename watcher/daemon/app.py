@@ -236,8 +236,9 @@ class App:
 
     @contextmanager
     def job(self) -> Iterator[bool]:
-        """A scheduled job's turn: ``True`` inside an :meth:`activity`, or ``False`` (and
-        nothing registered) once :meth:`stop` has begun.
+        """A scheduled job's turn (or that of an HTTP endpoint reading the database:
+        :meth:`readiness`, :meth:`render_metrics`, :meth:`api`): ``True`` inside an
+        :meth:`activity`, or ``False`` (and nothing registered) once :meth:`stop` has begun.
 
         The :attr:`stopping` check and the registration happen under the lock ``stop``
         sets :attr:`stopping` under, so either ``stop`` waits for the job or the job sees
@@ -245,13 +246,6 @@ class App:
         would use the database after the engine was disposed, and a run would claim pairs
         that the exiting process then holds until their claims expire).
         """
-        with self._admitted() as go:
-            yield go
-
-    @contextmanager
-    def _admitted(self) -> Iterator[bool]:
-        """The gate of :meth:`job`, also taken by the HTTP endpoints that read the database
-        (:meth:`readiness`, :meth:`render_metrics`, :meth:`api`)."""
         with self._idle:
             go = not self.stopping.is_set()
             if go:
@@ -414,7 +408,7 @@ class App:
         from watcher.store import current_revision
 
         reasons: list[str] = []
-        with self._admitted() as go:  # once stop() began, the engine is not to be used
+        with self.job() as go:  # once stop() began, the engine is not to be used
             if go:
                 try:
                     current = current_revision(self.engine)
@@ -450,7 +444,7 @@ class App:
 
         Once :meth:`stop` has begun, the database gauges keep their last values.
         """
-        with self._admitted() as go:
+        with self.job() as go:
             if go:
                 self.refresh_gauges()
         return self.metrics.render()
@@ -461,7 +455,7 @@ class App:
         :raises ValueError: a bad query parameter (answered with 400).
         :raises StoreError: the database is down, or :meth:`stop` has begun (503).
         """
-        with self._admitted() as go:
+        with self.job() as go:
             if not go:
                 raise StoreError("the watcher is shutting down")
             return self._api(resource, query)

@@ -41,7 +41,7 @@ from watcher.times import TimeRange, format_duration
 if TYPE_CHECKING:
     from watcher.analysis.detect import DetectionResult, ThresholdsLike
     from watcher.config import WatchConfig
-    from watcher.flamegraph import FlameGraph, FunctionTable, Tree
+    from watcher.flamegraph import FlameGraph, FunctionTable
 
 __all__ = ["FetchedWindow", "PairOutcome", "Windows", "evaluate_pair"]
 
@@ -95,26 +95,23 @@ class Windows:
 
 
 class FetchedWindow:
-    """One fetched window: its flame graph (or tree), its function table and (built on
-    first use) its caller graph, which detection takes from the current window."""
+    """One fetched window: its flame graph, its function table and (built on first use)
+    its caller graph, which detection takes from the current window."""
 
-    __slots__ = ("_parents", "profile", "table")
+    __slots__ = ("_parents", "graph", "table")
 
-    def __init__(self, profile: FlameGraph | Tree) -> None:
-        from watcher.flamegraph import FunctionTable, Tree
+    def __init__(self, graph: FlameGraph) -> None:
+        from watcher.flamegraph import FunctionTable
 
-        self.profile = profile
-        if isinstance(profile, Tree):
-            self.table = FunctionTable.from_tree(profile)
-        else:
-            self.table = FunctionTable.from_flamegraph(profile)
+        self.graph = graph
+        self.table = FunctionTable.from_flamegraph(graph)
         self._parents: dict[str, set[str]] | None = None
 
     @property
     def parents(self) -> dict[str, set[str]]:
-        """``function -> direct callers`` over the profile's stacks."""
+        """``function -> direct callers`` over the graph's stacks."""
         if self._parents is None:
-            self._parents = self.profile.callers()
+            self._parents = self.graph.callers()
         return self._parents
 
 
