@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
-# Build wheels in one stage, run them in a slim non-root image.
-FROM python:3.12-slim AS builder
+# Build wheels in one stage (the full image has the C compiler the flame graph decoder's
+# C module needs), run them in a slim non-root image.
+FROM python:3.12 AS builder
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY watcher ./watcher
 COPY migrations ./migrations
 RUN pip install --no-cache-dir --upgrade pip==24.3.1 \
@@ -19,7 +20,8 @@ RUN groupadd --system --gid 10001 pyrowatch \
     && mkdir -p /var/lib/pyrowatch /etc/pyrowatch \
     && chown pyrowatch:pyrowatch /var/lib/pyrowatch
 COPY --from=builder /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && python -c "import watcher.flamegraph._speedups"
 USER 10001:10001
 VOLUME ["/var/lib/pyrowatch"]
 EXPOSE 9465

@@ -29,7 +29,8 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any
 
@@ -44,11 +45,13 @@ from watcher.flamegraph import (
     decode_flamegraph,
     decode_flamegraph_json,
     decode_tree_bytes,
+    decoder_implementation,
     encode_diff,
     encode_flamegraph,
     encode_tree_bytes,
     to_connect_json,
 )
+from watcher.flamegraph import decode as decode_module
 
 try:  # optional: pip install -e '.[bench]'
     import msgspec
@@ -192,6 +195,17 @@ def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Decode without the C module (as where it was not built)."""
+    saved = decode_module._speedups
+    decode_module._speedups = None
+    try:
+        yield
+    finally:
+        decode_module._speedups = saved
+
+
 def shown(graph: FlameGraph) -> FunctionTable:
     """The table of ``graph`` with its top 20 by self read (the command's default view:
     only those totals are computed)."""
@@ -232,6 +246,9 @@ def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
         t_old, _ = best(lambda b=body: shown(decode_flamegraph(json.loads(b))), repeat)
         t_new, fast = best(lambda b=body: shown(decode_flamegraph_json(b)), repeat)
         t_every, _ = best(lambda b=body: every_total(decode_flamegraph_json(b)), repeat)
+        with pure_python():
+            t_pure, pure = best(lambda b=body: shown(decode_flamegraph_json(b)), repeat)
+            assert pure.total_values == fast.total_values, "the Python path differs"
         t_tree, decoded = best(fg.to_tree, repeat)
         t_from_tree, via_tree = best(lambda d=decoded: FunctionTable.from_tree(d), repeat)
         assert decoded == tree, "decode round trip changed the tree"
@@ -252,6 +269,7 @@ def bench_single(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                 "all_typed": t_all_typed,
                 "old": t_old,
                 "new": t_new,
+                "pure": t_pure,
                 "every": t_every,
                 "to_tree": t_tree,
                 "from_tree": t_from_tree,
@@ -304,6 +322,9 @@ def bench_diff(n: int) -> dict[str, Any]:
     t_ints, _ = best(lambda: tables(decode_diff(ints)), repeat)
     t_old, _ = best(lambda: tables(decode_diff(json.loads(body))), repeat)
     t_new, fast = best(lambda: tables(decode_diff_json(body)), repeat)
+    with pure_python():
+        t_pure, pure = best(lambda: tables(decode_diff_json(body)), repeat)
+        assert pure.rows == fast.rows, "the Python path differs"
     t_every, _ = best(lambda: everything(decode_diff_json(body)), repeat)
     t_trees, _ = best(run_trees, min(repeat, 5))
     lt, rt = diff.to_trees()
@@ -319,6 +340,7 @@ def bench_diff(n: int) -> dict[str, Any]:
         "ints": t_ints,
         "old": t_old,
         "new": t_new,
+        "pure": t_pure,
         "every": t_every,
         "ns/node": t_new * 1e6 / diff.node_count,
         "trees": t_trees,
@@ -377,6 +399,7 @@ def main() -> None:
     load = f"{os.getloadavg()[0]:.1f}"
     rows = bench_single(sizes)
     print(f"Python {sys.version.split()[0]}, load {load}; best of 3-7 runs; CPU ms.")
+    print(f"Decoder: {decoder_implementation()}; the Python columns decode without the C module.")
     if orjson is None or msgspec is None:
         print("orjson and/or msgspec are not installed (the bench extra): their columns are n/a.")
     print("bytes -> table = decode_flamegraph_json + FunctionTable.from_flamegraph + the top")
@@ -385,14 +408,16 @@ def main() -> None:
     print("json.loads + decode_flamegraph + the table + the top. decode+table = the same")
     print("from the json.loads result (parsing excluded), or from msgspec typed parsing (ints).\n")
     print(
-        "| nodes | JSON MB | **bytes -> table** | ns/node | every total | before | json.loads "
+        "| nodes | JSON MB | **bytes -> table** | Python | ns/node | every total | before "
+        "| json.loads "
         "| orjson | msgspec | msgspec typed | decode | table | decode+table "
         "| decode+table (typed) | to_tree | table from tree |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:" * 17 + "|")
     for r in rows:
         print(
-            f"| {r['nodes']:,} | {r['MB']:.1f} | **{r['new']:.1f}** | {r['ns/node']:.0f} "
+            f"| {r['nodes']:,} | {r['MB']:.1f} | **{r['new']:.1f}** | {r['pure']:.1f} "
+            f"| {r['ns/node']:.0f} "
             f"| {r['every']:.1f} "
             f"| {r['old']:.1f} | {r['json']:.1f} | {ms(r['orjson'])} | {ms(r['msgspec'])} "
             f"| {ms(r['typed'])} | {r['decode']:.1f} | {r['table']:.1f} | {r['all']:.1f} "
@@ -406,13 +431,14 @@ def main() -> None:
     print("diff after json.loads; diff = from the json.loads result (parsing excluded);")
     print("diff (ints) = from levels of ints.\n")
     print(
-        "| diff nodes | JSON MB | **bytes -> diff** | ns/node | everything | before "
+        "| diff nodes | JSON MB | **bytes -> diff** | Python | ns/node | everything | before "
         "| json.loads | orjson | decode_diff | diff | diff (ints) | via to_trees | rows |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:" * 14 + "|")
     for d in diffs:
         print(
-            f"| {d['nodes']:,} | {d['MB']:.1f} | **{d['new']:.1f}** | {d['ns/node']:.0f} "
+            f"| {d['nodes']:,} | {d['MB']:.1f} | **{d['new']:.1f}** | {d['pure']:.1f} "
+            f"| {d['ns/node']:.0f} "
             f"| {d['every']:.1f} | {d['old']:.1f} | {d['json']:.1f} | {ms(d['orjson'])} "
             f"| {d['decode']:.1f} "
             f"| {d['all']:.1f} | {d['ints']:.1f} | {d['trees']:.1f} | {d['rows']:,} |"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -416,6 +417,8 @@ def _serve_then_terminate(
                 break
         started = lines[-1]
         assert started["event"] == "started" and started["level"] == "info"
+        built = importlib.util.find_spec("watcher.flamegraph._speedups") is not None
+        assert started["decoder"] == ("C" if built else "Python")
         base = started["listen"]
         assert _get(base + "/healthz").status_code == 200
         assert _get(base + "/readyz").json() == {"ready": True, "reasons": []}

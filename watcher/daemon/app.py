@@ -318,12 +318,15 @@ class App:
             self.scheduler = build_scheduler(self)
             self.scheduler.start()
         self.metrics.ready.set(1)
+        from watcher.flamegraph.decode import decoder_implementation
+
         log.info(
             "started",
             owner=self.owner,
             watches=len(self.settings.watcher.watch),
             channels=len(self.notifiers),
             listen=self.status_server.url if self.status_server else None,
+            decoder=decoder_implementation(),
         )
 
     def stop(self, timeout: float = 30.0) -> bool:

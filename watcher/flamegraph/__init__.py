@@ -16,6 +16,7 @@ from watcher.flamegraph.decode import (
     decode_flamegraph,
     decode_flamegraph_json,
     decode_tree_bytes,
+    decoder_implementation,
     loads_flamegraph,
 )
 from watcher.flamegraph.encode import (
@@ -51,6 +52,7 @@ __all__ = [
     "decode_flamegraph",
     "decode_flamegraph_json",
     "decode_tree_bytes",
+    "decoder_implementation",
     "encode_diff",
     "encode_flamegraph",
     "encode_tree_bytes",

@@ -38,6 +38,19 @@ from typing import Any, Literal
 from watcher.errors import DecodeError
 from watcher.flamegraph.tree import Node, Stack, Tree
 
+try:  # C versions of the hot loops, built with the package where a compiler was found
+    from watcher.flamegraph import _speedups
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _speedups = None  # type: ignore[assignment]
+
+
+def decoder_implementation() -> Literal["C", "Python"]:
+    """Which code decodes large flame graphs: ``"C"`` where the package's C module was
+    built at install (a C compiler was found), else ``"Python"`` (the same results, several
+    times slower on large graphs)."""
+    return "C" if _speedups is not None else "Python"
+
+
 __all__ = [
     "FlameGraph",
     "FlameGraphDiff",
@@ -46,6 +59,7 @@ __all__ = [
     "decode_flamegraph",
     "decode_flamegraph_json",
     "decode_tree_bytes",
+    "decoder_implementation",
     "loads_flamegraph",
 ]
 
@@ -203,7 +217,7 @@ class _Side:
     collector walks every young list, so each one kept makes its next pass longer.)
     """
 
-    __slots__ = ("_col", "_parents", "_values", "_width", "bounds", "consistent")
+    __slots__ = ("_col", "_parents", "_sums", "_values", "_width", "bounds", "consistent")
 
     def __init__(self, values: list[list[int]], width: int, col: int) -> None:
         self._values = values
@@ -212,6 +226,20 @@ class _Side:
         self.bounds: list[list[int]] = []
         self._parents: list[list[int] | None] = []
         self.consistent = True
+        self._sums: _Sums | None | Literal[False] = False  # False: not computed yet
+
+    def fast_sums(self, names: list[str]) -> _Sums | None:
+        """Per function index ``(selfs, totals, present)`` of this consistent side from the
+        C module, or ``None`` where it is not built or declines (the Python code then
+        computes the same)."""
+        if self._sums is False:
+            self._sums = None
+            if _speedups is not None:
+                canonical = _canonical(names)
+                self._sums = _speedups.function_sums(
+                    self._values, self._width, self._col, len(names), canonical
+                )
+        return self._sums
 
     def __len__(self) -> int:
         return len(self.bounds)
@@ -249,6 +277,16 @@ class _Side:
 
 # Per function self and total values.
 _Values = tuple[dict[str, int], dict[str, int]]
+# Per function index: selfs, totals, and the indices of the functions with a width.
+_Sums = tuple[list[int], list[int], list[int]]
+
+
+def _canonical(names: list[str]) -> list[int] | None:
+    """The first index of each name, where some name is listed under several indices."""
+    if len(set(names)) == len(names):
+        return None
+    first: dict[str, int] = {}
+    return [first.setdefault(name, i) for i, name in enumerate(names)]
 
 
 def _name_index(names: list[str], levels: list[list[int]], width: int) -> list[int]:
@@ -257,11 +295,23 @@ def _name_index(names: list[str], levels: list[list[int]], width: int) -> list[i
     idx: list[int] = []
     for values in islice(levels, 1, None):
         idx += values[width - 1 :: width]
-    if len(set(names)) != len(names):
-        first: dict[str, int] = {}
-        canonical = [first.setdefault(name, i) for i, name in enumerate(names)]
+    canonical = _canonical(names)
+    if canonical is not None:
         idx = list(map(canonical.__getitem__, idx))
     return idx
+
+
+def _fast_selfs(names: list[str], sums: _Sums) -> dict[str, int]:
+    selfs, _, present = sums
+    return {names[i]: selfs[i] for i in present}
+
+
+def _fast_totals(names: list[str], sums: _Sums, wanted: Collection[str] | None) -> dict[str, int]:
+    _, totals, present = sums
+    if wanted is None:
+        return {names[i]: totals[i] for i in present}
+    keep = set(wanted)
+    return {names[i]: totals[i] for i in present if names[i] in keep}
 
 
 def _column(side: _Side, field: int) -> Iterator[int]:
@@ -338,6 +388,14 @@ def _total_values(
 def _layout(levels: list[list[int]], width: int, col: int, what: str, side_name: str = "") -> _Side:
     """Check one side's columns (x at ``col``) and link every node to its parent."""
     side = _Side(levels, width, col)
+    if _speedups is not None:
+        fast = _speedups.layout(levels, width, col)
+        if fast is not None:  # every level tiles the one above: no parents to keep
+            side.bounds, side.consistent = fast
+            side._parents = [None] * len(levels)
+            if levels:
+                side._parents[0] = [-1] * (len(levels[0]) // width)
+            return side
     label = f"{what} {side_name}".rstrip()
     prev: _Level | None = None
     room = 0  # width of the previous level's child spans: sum of total - self
@@ -573,12 +631,18 @@ class FlameGraph:
         """Per function ``self``, keyed by every function in the graph (see
         :meth:`function_values`)."""
         self._check_consistent()
+        sums = self._side.fast_sums(self.names)
+        if sums is not None:
+            return _fast_selfs(self.names, sums)
         return _self_values(self.names, self._name_index(), [self._side])[0]
 
     def function_totals(self, wanted: Collection[str] | None = None) -> dict[str, int]:
         """Per function ``total`` (see :meth:`function_values`); of the functions in
         ``wanted`` only, when given, which takes a fraction of the time for a few names."""
         self._check_consistent()
+        sums = self._side.fast_sums(self.names)
+        if sums is not None:
+            return _fast_totals(self.names, sums, wanted)
         return _total_values(self.names, self._name_index(), self._side, wanted)
 
     def _check_consistent(self) -> None:
@@ -720,6 +784,9 @@ class FlameGraphDiff:
         """Per function ``self`` of the left and the right side, keyed by every function
         with a width on that side."""
         self._check_consistent()
+        fast = self._left.fast_sums(self.names), self._right.fast_sums(self.names)
+        if fast[0] is not None and fast[1] is not None:
+            return _fast_selfs(self.names, fast[0]), _fast_selfs(self.names, fast[1])
         left, right = _self_values(self.names, self._name_index(), [self._left, self._right])
         return left, right
 
@@ -730,6 +797,9 @@ class FlameGraphDiff:
         given (see :meth:`FlameGraph.function_totals`)."""
         self._check_consistent()
         layout = self._left if side == "left" else self._right
+        sums = layout.fast_sums(self.names)
+        if sums is not None:
+            return _fast_totals(self.names, sums, wanted)
         return _total_values(self.names, self._name_index(), layout, wanted)
 
     def _check_consistent(self) -> None:
@@ -828,6 +898,10 @@ def _int_levels(span: bytes) -> list[Any] | None:
     no string may be empty. So each value string holds only digits, the tokens are where
     the parsed levels say, and the rewrite merged or split nothing.
     """
+    if _speedups is not None:
+        fast = _speedups.int_levels(span)
+        if fast is not None:
+            return [{} if values is None else _DigitLevel(values=values) for values in fast]
     if b'""' in span:
         return None
     punctuation = span.translate(None, _DIGITS)

@@ -1,0 +1,9 @@
+# Types of the optional C module watcher/flamegraph/_speedups.c.
+
+def int_levels(span: bytes, /) -> list[list[int] | None] | None: ...
+def layout(
+    levels: list[list[int]], width: int, col: int, /
+) -> tuple[list[list[int]], bool] | None: ...
+def function_sums(
+    levels: list[list[int]], width: int, col: int, name_count: int, canonical: list[int] | None, /
+) -> tuple[list[int], list[int], list[int]] | None: ...
