@@ -10,14 +10,16 @@ must not import click, everything else must reach it.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from watcher.sandbox import Fault
 
-from .support import INUSE, SECOND, Env, Result, aligned_window, iso
+from .support import INUSE, SECOND, Env, Result, aligned_window, iso, script
 
 STACKS = {
     ("main", "handler", "json.Marshal"): 6 * SECOND,
@@ -207,3 +209,54 @@ def test_fast_path_and_click_give_the_same_bytes(
         # a plain config and an http:// deployment: no http.client, ssl or email (the full
         # config validation, which words configuration errors, may import them)
         assert not modules & {"http.client", "ssl", "email", "httpx"}, sorted(modules)
+
+
+def _run_with_stdout(env: Env, entry: str, argv: list[str], stdout: int, fast: bool) -> Result:
+    """Run ``entry argv`` with stdout on the file descriptor ``stdout``."""
+    environ = {**os.environ, "PYROWATCH_CONFIG": str(env.config)}
+    environ.pop("_PYROWATCH_FAST_PATH", None)
+    environ.pop("PYTHONUNBUFFERED", None)  # a file or pipe gets a block-buffered stdout
+    if not fast:
+        environ["_PYROWATCH_FAST_PATH"] = "off"
+    proc = subprocess.run(
+        [script(entry), *argv], stdout=stdout, stderr=subprocess.PIPE, env=environ, timeout=120
+    )
+    return Result(proc.returncode, "", proc.stderr.decode(), [entry, *argv])
+
+
+@pytest.mark.parametrize("entry", ["pyrowatch", "pyroscope-flamegraph"])
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_output_to_a_file_is_whole_after_the_quick_exit(env: Env, entry: str, fmt: str) -> None:
+    """The fast path ends its process with ``os._exit`` once stdout is flushed: output
+    redirected to a file (block-buffered) must still be all there, as click writes it."""
+    env.seed("checkout", STACKS, at=_AT)
+    prefix = ["flamegraph"] if entry == "pyrowatch" else []
+    argv = [*prefix, "prod", "checkout", "--start", S, "--end", E, "-f", fmt, "-n", "500"]
+    outputs = {}
+    for fast in (True, False):
+        path = env.tmp / f"out-{fast}.txt"
+        with path.open("wb") as f:
+            result = _run_with_stdout(env, entry, argv, f.fileno(), fast)
+        assert (result.code, result.err) == (0, ""), result
+        outputs[fast] = path.read_bytes()
+    assert outputs[True] == outputs[False]
+    assert b"json.Marshal" in outputs[True] and outputs[True].endswith(b"\n")
+
+
+@pytest.mark.parametrize("entry", ["pyrowatch", "pyroscope-flamegraph"])
+def test_a_reader_that_went_away_ends_the_fast_path_as_click(env: Env, entry: str) -> None:
+    """Stdout is a pipe nobody reads (``| head`` gone): both paths end alike, quietly."""
+    env.seed("checkout", STACKS, at=_AT)
+    prefix = ["flamegraph"] if entry == "pyrowatch" else []
+    argv = [*prefix, "prod", "checkout", "--start", S, "--end", E]
+    results = []
+    for fast in (True, False):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            results.append(_run_with_stdout(env, entry, argv, write_end, fast))
+        finally:
+            os.close(write_end)
+    (fast_result, click_result) = results
+    assert (fast_result.code, fast_result.err) == (click_result.code, click_result.err)
+    assert "Traceback" not in fast_result.err and "Exception ignored" not in fast_result.err

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple, NoReturn
 
-__all__ = ["COMMANDS", "LazyCommand", "main", "run"]
+__all__ = ["COMMANDS", "LazyCommand", "console", "main", "run"]
 
 
 class LazyCommand(NamedTuple):
@@ -56,16 +56,26 @@ COMMANDS: dict[str, LazyCommand] = {
 }
 
 
-def run(args: Sequence[str] | None = None, prog_name: str | None = None) -> NoReturn:
-    """The ``pyrowatch`` console script: the fast path, else the click group with the
-    arguments untouched."""
+def run(
+    args: Sequence[str] | None = None, prog_name: str | None = None, *, quick_exit: bool = False
+) -> NoReturn:
+    """``pyrowatch``: the fast path, else the click group with the arguments untouched.
+    ``quick_exit``: a query the fast path answers ends without the interpreter's teardown
+    (the console script; callers that go on after ``SystemExit`` leave it off)."""
     from watcher.cli.fastpath import try_fast_path
 
-    try_fast_path(list(sys.argv[1:] if args is None else args), subcommand=None)
+    try_fast_path(
+        list(sys.argv[1:] if args is None else args), subcommand=None, quick_exit=quick_exit
+    )
     from watcher.cli.app import main as group
 
     group.main(args, prog_name=prog_name)
     raise SystemExit(0)  # pragma: no cover - the group exits itself
+
+
+def console() -> NoReturn:
+    """The ``pyrowatch`` console script."""
+    run(quick_exit=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -87,10 +87,24 @@ def silence_stdout() -> None:
         os.close(devnull)
 
 
-def finish(code: int) -> NoReturn:
-    """Flush stdout (quietly if its reader went away) and exit with ``code``."""
+def finish(code: int, *, quick: bool = False) -> NoReturn:
+    """Flush stdout (quietly if its reader went away) and exit with ``code``.
+
+    ``quick`` (a console script's read-only query, which holds nothing but stdout and
+    stderr) ends the process right after flushing them, skipping the interpreter's
+    teardown: freeing every object of a large flame graph one by one takes longer than
+    the process exit that frees them at once (~8 ms of a 16k-node query).
+    """
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         silence_stdout()
+    if quick:
+        import os
+
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os._exit(code)
     sys.exit(code)

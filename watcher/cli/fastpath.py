@@ -225,17 +225,18 @@ def _environment_allows() -> bool:
     return True
 
 
-def try_fast_path(argv: Sequence[str], *, subcommand: str | None) -> None:
+def try_fast_path(argv: Sequence[str], *, subcommand: str | None, quick_exit: bool = False) -> None:
     """Answer ``argv`` and exit when it is a plain flame graph query; return otherwise,
-    having done nothing."""
+    having done nothing. ``quick_exit``: end the process without the interpreter's
+    teardown (console scripts only; see :func:`~watcher.cli._report.finish`)."""
     if not _environment_allows():
         return
     call = parse(argv, subcommand)
     if call is not None:
-        _run(call)
+        _run(call, quick_exit)
 
 
-def _run(call: FastCall) -> NoReturn:
+def _run(call: FastCall, quick_exit: bool = False) -> NoReturn:
     """Run the query; end as ``watcher.cli._core.run_command`` ends a click command."""
     from watcher.cli._report import echo_error, finish, report_error, silence_stdout
     from watcher.cli._session import CliState
@@ -270,4 +271,4 @@ def _run(call: FastCall) -> NoReturn:
         code = 1
     except Exception as exc:
         code = report_error(exc, state)
-    finish(code)
+    finish(code, quick=quick_exit)

@@ -58,7 +58,7 @@ def flamegraph_main() -> NoReturn:
     """``pyroscope-flamegraph``."""
     from watcher.cli.fastpath import try_fast_path
 
-    try_fast_path(sys.argv[1:], subcommand="flamegraph")
+    try_fast_path(sys.argv[1:], subcommand="flamegraph", quick_exit=True)
     _run("flamegraph")
 
 
