@@ -151,6 +151,17 @@ def end_to_end(
     if baseline is not None:
         variants["baseline"] = {**env, "PYTHONPATH": baseline}
     scripts = {name: script for name in variants}
+    if baseline is not None:
+        # its own console script: an older package may name its entry point otherwise
+        launcher = Path(env["HOME"]) / "pyrowatch-baseline"
+        launcher.write_text(
+            f"#!{sys.executable}\nimport sys\n"
+            "try:\n    from watcher.cli import console as main\n"
+            "except ImportError:\n    from watcher.cli import run as main\n"
+            "sys.exit(main())\n"
+        )
+        launcher.chmod(0o755)
+        scripts["baseline"] = launcher
     if wheel_script is not None:
         variants["wheel install"] = dict(env)
         scripts["wheel install"] = wheel_script
