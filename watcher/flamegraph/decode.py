@@ -44,13 +44,6 @@ except ImportError:  # pragma: no cover - exercised where the extension is not b
     _speedups = None  # type: ignore[assignment]
 
 
-def decoder_implementation() -> Literal["C", "Python"]:
-    """Which code decodes large flame graphs: ``"C"`` where the package's C module was
-    built at install (a C compiler was found), else ``"Python"`` (the same results, several
-    times slower on large graphs)."""
-    return "C" if _speedups is not None else "Python"
-
-
 __all__ = [
     "FlameGraph",
     "FlameGraphDiff",
@@ -62,6 +55,14 @@ __all__ = [
     "decoder_implementation",
     "loads_flamegraph",
 ]
+
+
+def decoder_implementation() -> Literal["C", "Python"]:
+    """Which code decodes large flame graphs: ``"C"`` where the package's C module was
+    built at install (a C compiler was found), else ``"Python"`` (the same results, several
+    times slower on large graphs)."""
+    return "C" if _speedups is not None else "Python"
+
 
 _MAX_INT64 = (1 << 63) - 1
 _PAST_INT64 = 1 << 64  # above every checked offset
